@@ -1,0 +1,103 @@
+"""Cost of CoordConv in the Nature CNN: forward + backward time, coordconv vs conv, on this machine.
+
+Three trunks with the same weights where they overlap, timed in alternation (conv, coordconv,
+naive, conv, ...) so that drift on a shared machine hits all of them alike:
+
+- ``conv``: :class:`rl_coordconv.AtariCNN` with ``coordconv=False`` (= SB3's NatureCNN);
+- ``coordconv``: ``coordconv=True`` (our :class:`CoordConv2d`, coordinate term at batch size 1);
+- ``naive``: the paper's recipe, concatenate the coordinate channels to the batch, then convolve.
+
+Reports the median of each and the ratios to ``conv``. Usage::
+
+    python benchmarks/layer_overhead.py --batch-sizes 80 512 --iters 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rl_coordconv.extractors import AtariCNN
+from rl_coordconv.layers import AddCoords
+from rl_coordconv.runtime import tune_malloc
+
+
+class NaiveCoordCNN(nn.Module):
+    """AddCoords then a plain Conv2d(in + 2, ...): what the paper's appendix code does."""
+
+    def __init__(self, reference: AtariCNN) -> None:
+        super().__init__()
+        self.add_coords = AddCoords()
+        first = reference.cnn[0]
+        conv = nn.Conv2d(first.in_channels, first.out_channels, first.kernel_size, first.stride)
+        conv.load_state_dict(first.state_dict())
+        self.cnn = nn.Sequential(conv, *list(reference.cnn)[1:])
+        self.linear = reference.linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.cnn(self.add_coords(x)))
+
+
+def time_step(model: nn.Module, x: torch.Tensor) -> float:
+    model.zero_grad(set_to_none=True)
+    start = time.perf_counter()
+    model(x).sum().backward()
+    return time.perf_counter() - start
+
+
+def measure(batch: int, iters: int, warmup: int) -> dict[str, float]:
+    space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    torch.manual_seed(0)
+    coord = AtariCNN(space, coordconv=True)
+    models: dict[str, nn.Module] = {
+        "conv": AtariCNN(space, coordconv=False),
+        "coordconv": coord,
+        "naive": NaiveCoordCNN(coord),
+    }
+    x = torch.rand(batch, 4, 84, 84)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for step in range(warmup + iters):
+        for name, model in models.items():
+            elapsed = time_step(model, x)
+            if step >= warmup:
+                times[name].append(elapsed)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[80, 512])
+    parser.add_argument("--iters", type=int, default=40, help="timed iterations per trunk (median reported)")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--no-tune-malloc", action="store_true", help="leave glibc's defaults (see runtime.py)"
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    tuned = tune_malloc() if not args.no_tune_malloc else False
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, malloc tuned: {tuned}, "
+        f"median of {args.iters} alternating iterations\n"
+    )
+    print("| batch | conv (ms) | coordconv (ms) | naive concat (ms) | coordconv / conv | naive / conv |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for batch in args.batch_sizes:
+        t = measure(batch, args.iters, args.warmup)
+        print(
+            f"| {batch} | {t['conv'] * 1e3:.1f} | {t['coordconv'] * 1e3:.1f} | {t['naive'] * 1e3:.1f} "
+            f"| {t['coordconv'] / t['conv']:.3f} | {t['naive'] / t['conv']:.3f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,157 @@
+"""CoordConv inside Stable-Baselines3: the Nature-DQN trunk as a features extractor.
+
+:class:`AtariCNN` is SB3's ``NatureCNN`` (Mnih et al., 2015) with CoordConv where asked. With
+``coordconv=False`` it has exactly ``NatureCNN``'s parameters, module names and initialisation,
+so the two arms of a comparison differ by the coordinate channels and nothing else.
+
+SB3 divides image observations by 255 before the extractor runs; the coordinates are added
+inside :meth:`AtariCNN.forward`, after that, in ``[-1, 1]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from rl_coordconv.layers import CoordConv2d, coord_weight_ratio
+
+__all__ = ["ALGOS_WITH_EXTRACTOR", "AtariCNN", "atari_policy_kwargs", "resolve_coord_layers"]
+
+# (out_channels, kernel, stride) of the Nature CNN's three convolutions.
+_NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+
+CoordLayers = str | Sequence[int]
+
+
+def resolve_coord_layers(coord_layers: CoordLayers) -> tuple[int, ...]:
+    """Turn ``"first"``, ``"all"`` or a list of conv indices (0, 1, 2) into a sorted tuple.
+
+    :param coord_layers: which convolutions get coordinate channels
+    :return: the conv indices
+    """
+    if isinstance(coord_layers, str):
+        named = {"first": (0,), "all": (0, 1, 2)}
+        if coord_layers not in named:
+            raise ValueError(
+                f"coord_layers must be 'first', 'all' or conv indices in 0..2, got {coord_layers!r}"
+            )
+        return named[coord_layers]
+    layers = tuple(sorted({int(i) for i in coord_layers}))
+    if not layers or any(i not in (0, 1, 2) for i in layers):
+        raise ValueError(
+            f"coord_layers must be 'first', 'all' or conv indices in 0..2, got {list(coord_layers)!r}"
+        )
+    return layers
+
+
+class AtariCNN(BaseFeaturesExtractor):
+    """The Nature-DQN CNN (32×8/4, 64×4/2, 64×3/1, FC 512) with optional CoordConv layers.
+
+    :param observation_space: a channels-first image space, e.g. ``Box(0, 255, (4, 84, 84), uint8)``
+    :param features_dim: units of the final fully connected layer
+    :param coordconv: replace the convolutions listed in ``coord_layers`` by :class:`CoordConv2d`
+    :param with_r: give those layers the radius channel as well
+    :param coord_layers: ``"first"`` (the paper: the first layer of the network), ``"all"``, or
+        conv indices in ``0..2``; ignored when ``coordconv`` is false
+    :param normalized_image: the observations are already scaled (as in SB3's ``NatureCNN``)
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        features_dim: int = 512,
+        coordconv: bool = False,
+        with_r: bool = False,
+        coord_layers: CoordLayers = "first",
+        normalized_image: bool = False,
+    ) -> None:
+        if not (
+            isinstance(observation_space, spaces.Box)
+            and len(observation_space.shape) == 3
+            and is_image_space(observation_space, check_channels=False, normalized_image=normalized_image)
+        ):
+            raise ValueError(
+                "AtariCNN needs a channels-first image observation space such as "
+                f"Box(0, 255, (4, 84, 84), uint8), got {observation_space}"
+            )
+        if with_r and not coordconv:
+            raise ValueError("with_r=True needs coordconv=True")
+        super().__init__(observation_space, features_dim)
+        self.coordconv = coordconv
+        self.with_r = with_r
+        self.coord_layers = resolve_coord_layers(coord_layers) if coordconv else ()
+
+        layers: list[nn.Module] = []
+        in_channels = observation_space.shape[0]
+        for index, (out_channels, kernel, stride) in enumerate(_NATURE_CONVS):
+            conv: nn.Conv2d
+            if index in self.coord_layers:
+                conv = CoordConv2d(in_channels, out_channels, kernel, stride=stride, with_r=with_r)
+            else:
+                conv = nn.Conv2d(in_channels, out_channels, kernel_size=kernel, stride=stride, padding=0)
+            layers += [conv, nn.ReLU()]
+            in_channels = out_channels
+        layers.append(nn.Flatten())
+        self.cnn = nn.Sequential(*layers)
+
+        with torch.no_grad():
+            sample = torch.as_tensor(observation_space.sample()[None]).float()
+            n_flatten = self.cnn(sample).shape[1]
+        self.linear = nn.Sequential(nn.Linear(n_flatten, features_dim), nn.ReLU())
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.cnn(observations))
+
+    def first_coord_layer(self) -> CoordConv2d | None:
+        """The first :class:`CoordConv2d` of the trunk, or ``None`` in the conv arm."""
+        return next((m for m in self.cnn if isinstance(m, CoordConv2d)), None)
+
+    def coord_weight_ratio(self) -> float | None:
+        """‖W_coord‖/‖W_image‖ of the first CoordConv layer (see :func:`coord_weight_ratio`), or None."""
+        layer = self.first_coord_layer()
+        return None if layer is None else coord_weight_ratio(layer)
+
+
+ALGOS_WITH_EXTRACTOR = ("a2c", "ppo", "dqn", "qrdqn")
+
+
+def atari_policy_kwargs(
+    algo: str,
+    coordconv: bool = False,
+    with_r: bool = False,
+    coord_layers: CoordLayers = "first",
+    features_dim: int = 512,
+) -> dict[str, Any]:
+    """``policy_kwargs`` that put :class:`AtariCNN` into an SB3 / sb3-contrib algorithm.
+
+    ``net_arch`` is always explicit and the same for both arms: empty, i.e. the policy, value and
+    Q heads sit directly on the 512 features, as they do on SB3's ``NatureCNN``. Left unset, SB3
+    adds hidden layers (``[64, 64]``, or ``pi``/``vf`` ``[64, 64]``) to any other extractor,
+    which would make the "conv" arm of a comparison a different network from ``NatureCNN``.
+
+    :param algo: one of ``a2c``, ``ppo``, ``dqn``, ``qrdqn``
+    :param coordconv: the CoordConv arm
+    :param with_r: add the radius channel
+    :param coord_layers: see :class:`AtariCNN`
+    :param features_dim: width of the features layer
+    :return: a dict to pass as ``policy_kwargs``
+    """
+    if algo not in ALGOS_WITH_EXTRACTOR:
+        raise ValueError(
+            f"unknown algo {algo!r}; atari_policy_kwargs knows {', '.join(ALGOS_WITH_EXTRACTOR)}"
+        )
+    net_arch: list[int] | dict[str, list[int]] = dict(pi=[], vf=[]) if algo in ("a2c", "ppo") else []
+    return dict(
+        features_extractor_class=AtariCNN,
+        features_extractor_kwargs=dict(
+            features_dim=features_dim, coordconv=coordconv, with_r=with_r, coord_layers=coord_layers
+        ),
+        net_arch=net_arch,
+    )

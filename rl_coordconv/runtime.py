@@ -1,0 +1,56 @@
+"""Process-level settings that make PyTorch on a small CPU box fast. No SB3, no gym.
+
+``tune_malloc`` matters more than it looks: glibc hands every large freed tensor back to the
+kernel and page-faults it in again on the next allocation. On this project's 2-core machines
+that cost a Nature-CNN update up to a quarter of its time (see BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+import torch
+
+__all__ = ["resolve_device", "tune_malloc"]
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_KEEP_BYTES = 1 << 30
+
+
+def tune_malloc() -> bool:
+    """Keep freed memory in the process instead of returning it to the OS (glibc only).
+
+    Equivalent to ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set to 1 GiB. Safe to
+    call more than once; a no-op where libc is not glibc.
+
+    :return: whether the settings were applied
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES))
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is an error.
+
+    :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
+    :return: the torch device
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"--device {device} asked for CUDA, but torch {torch.__version__} sees no CUDA device"
+        )
+    try:
+        return torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from error

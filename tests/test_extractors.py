@@ -1,0 +1,164 @@
+"""AtariCNN inside SB3: the same network as NatureCNN in the conv arm, CoordConv in the other."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from sb3_contrib import QRDQN
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.envs import FakeImageEnv
+from stable_baselines3.common.torch_layers import NatureCNN
+
+from rl_coordconv.extractors import AtariCNN, atari_policy_kwargs, resolve_coord_layers
+from rl_coordconv.layers import CoordConv2d
+
+ATARI_SPACE = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_conv_arm_is_nature_cnn_parameter_for_parameter():
+    ours, theirs = AtariCNN(ATARI_SPACE), NatureCNN(ATARI_SPACE)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: v.shape for k, v in theirs.state_dict().items()
+    }
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.rand(3, 4, 84, 84)
+    assert torch.equal(ours(x), theirs(x))
+    assert ours.coord_weight_ratio() is None
+
+
+def test_coordconv_arm_adds_only_the_coordinate_weights():
+    base = n_params(NatureCNN(ATARI_SPACE))
+    assert n_params(AtariCNN(ATARI_SPACE, coordconv=True)) == base + 2 * 32 * 8 * 8
+    assert n_params(AtariCNN(ATARI_SPACE, coordconv=True, with_r=True)) == base + 3 * 32 * 8 * 8
+    extra_all = 2 * (32 * 8 * 8 + 64 * 4 * 4 + 64 * 3 * 3)
+    assert n_params(AtariCNN(ATARI_SPACE, coordconv=True, coord_layers="all")) == base + extra_all
+    first = AtariCNN(ATARI_SPACE, coordconv=True)
+    assert isinstance(first.cnn[0], CoordConv2d) and not isinstance(first.cnn[2], CoordConv2d)
+    assert first(torch.rand(2, 4, 84, 84)).shape == (2, 512)
+
+
+def test_coord_layers_are_validated():
+    assert resolve_coord_layers("all") == (0, 1, 2)
+    assert resolve_coord_layers([2, 0]) == (0, 2)
+    with pytest.raises(ValueError, match="'second'"):
+        resolve_coord_layers("second")
+    with pytest.raises(ValueError, match=r"\[3\]"):
+        resolve_coord_layers([3])
+
+
+@pytest.mark.parametrize(
+    "space",
+    [
+        gym.spaces.Box(-1.0, 1.0, (4,), np.float32),
+        gym.spaces.Box(0, 255, (84, 84), np.uint8),
+        gym.spaces.Discrete(3),
+    ],
+)
+def test_non_image_space_is_refused_with_what_was_given(space):
+    with pytest.raises(ValueError, match="image observation space") as info:
+        AtariCNN(space)
+    assert str(space) in str(info.value)
+
+
+def test_with_r_needs_coordconv():
+    with pytest.raises(ValueError, match="with_r=True needs coordconv=True"):
+        AtariCNN(ATARI_SPACE, with_r=True)
+
+
+def test_policy_kwargs_refuses_unknown_algo():
+    with pytest.raises(ValueError, match="unknown algo 'sac'"):
+        atari_policy_kwargs("sac")
+
+
+def _small_image_env() -> FakeImageEnv:
+    # 36×36 is the smallest input the Nature CNN accepts (8/4 → 8, 4/2 → 3, 3/1 → 1).
+    return FakeImageEnv(action_dim=3, screen_height=36, screen_width=36, n_channels=4, channel_first=True)
+
+
+ALGOS = {
+    "a2c": (A2C, dict(n_steps=8)),
+    "ppo": (PPO, dict(n_steps=64, batch_size=32, n_epochs=1)),
+    "dqn": (DQN, dict(buffer_size=500, learning_starts=50, train_freq=4, batch_size=16)),
+    "qrdqn": (QRDQN, dict(buffer_size=500, learning_starts=50, train_freq=4, batch_size=16)),
+}
+
+
+@pytest.mark.parametrize("coordconv", [False, True], ids=["conv", "coordconv"])
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_sb3_algorithms_learn_and_round_trip(algo, coordconv, tmp_path):
+    cls, kwargs = ALGOS[algo]
+    env = _small_image_env()
+    model = cls(
+        "CnnPolicy",
+        env,
+        policy_kwargs=atari_policy_kwargs(algo, coordconv=coordconv),
+        seed=0,
+        device="cpu",
+        **kwargs,
+    )
+    net = (
+        model.policy
+        if algo in ("a2c", "ppo")
+        else model.policy.quantile_net
+        if algo == "qrdqn"
+        else model.policy.q_net
+    )
+    extractor = net.features_extractor
+    assert isinstance(extractor, AtariCNN) and extractor.coordconv == coordconv
+    before = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    model.learn(total_timesteps=300)
+    after = model.policy.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert any("cnn.0.weight" in k for k in changed), "the first conv layer did not learn"
+    if coordconv:
+        layer = extractor.first_coord_layer()
+        assert layer is not None and (extractor.coord_weight_ratio() or 0) > 0
+
+    obs = np.stack([env.observation_space.sample() for _ in range(8)])
+    expected, _ = model.predict(obs, deterministic=True)
+    model.save(tmp_path / "model.zip")
+    loaded = cls.load(tmp_path / "model.zip", device="cpu")
+    got, _ = loaded.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(got, expected)
+    for key, value in model.policy.state_dict().items():
+        assert torch.equal(loaded.policy.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_arms_differ_by_the_coordinate_weights_only(algo):
+    cls, kwargs = ALGOS[algo]
+    sizes = []
+    for coordconv in (False, True):
+        model = cls(
+            "CnnPolicy",
+            _small_image_env(),
+            policy_kwargs=atari_policy_kwargs(algo, coordconv=coordconv),
+            **kwargs,
+        )
+        sizes.append(n_params(model.policy))
+    # one shared extractor in the actor-critics; an online and a target one in the Q-learners
+    extractors = 1 if algo in ("a2c", "ppo") else 2
+    assert sizes[1] - sizes[0] == extractors * 2 * 32 * 8 * 8
+
+
+@pytest.mark.parametrize("algo", ["a2c", "ppo"])
+def test_actor_critic_heads_sit_directly_on_the_features(algo):
+    cls, kwargs = ALGOS[algo]
+    stock = cls("CnnPolicy", _small_image_env(), **kwargs)  # SB3 with NatureCNN
+    ours = cls("CnnPolicy", _small_image_env(), policy_kwargs=atari_policy_kwargs(algo), **kwargs)
+    assert n_params(ours.policy) == n_params(stock.policy)
+    assert ours.policy.action_net.in_features == 512 and ours.policy.value_net.in_features == 512
+
+
+@pytest.mark.parametrize("algo", ["dqn", "qrdqn"])
+def test_q_heads_sit_directly_on_the_features(algo):
+    cls, kwargs = ALGOS[algo]
+    stock = cls("CnnPolicy", _small_image_env(), **kwargs)
+    ours = cls("CnnPolicy", _small_image_env(), policy_kwargs=atari_policy_kwargs(algo), **kwargs)
+    assert n_params(ours.policy) == n_params(stock.policy)
