@@ -7,7 +7,9 @@ naive, conv, ...) so that drift on a shared machine hits all of them alike:
 - ``coordconv``: ``coordconv=True`` (our :class:`CoordConv2d`, coordinate term at batch size 1);
 - ``naive``: the paper's recipe, concatenate the coordinate channels to the batch, then convolve.
 
-Reports the median of each and the ratios to ``conv``. Usage::
+Reports the median time of each and, for the ratios, the median of the per-iteration ratios
+(each coordconv or naive step over the conv step next to it) with a 95% bootstrap confidence
+interval, which cancels most of the drift. Usage::
 
     python benchmarks/layer_overhead.py --batch-sizes 80 512 --iters 40
 """
@@ -51,7 +53,7 @@ def time_step(model: nn.Module, x: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def measure(batch: int, iters: int, warmup: int) -> dict[str, float]:
+def measure(batch: int, iters: int, warmup: int) -> dict[str, list[float]]:
     space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     torch.manual_seed(0)
     coord = AtariCNN(space, coordconv=True)
@@ -67,20 +69,24 @@ def measure(batch: int, iters: int, warmup: int) -> dict[str, float]:
             elapsed = time_step(model, x)
             if step >= warmup:
                 times[name].append(elapsed)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+def median_ratio(num: list[float], den: list[float], seed: int = 0) -> tuple[float, float, float]:
+    """Median of paired ratios and its 95% percentile-bootstrap confidence interval."""
+    ratios = np.asarray(num) / np.asarray(den)
+    rng = np.random.default_rng(seed)
+    boot = np.median(rng.choice(ratios, size=(2000, len(ratios))), axis=1)
+    return float(np.median(ratios)), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[80, 512])
     parser.add_argument("--iters", type=int, default=40, help="timed iterations per trunk (median reported)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument(
-        "--no-tune-malloc", action="store_true", help="leave glibc's defaults (see runtime.py)"
-    )
+    parser.add_argument("--no-tune-malloc", action="store_true", help="leave glibc's defaults (see runtime.py)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     tuned = tune_malloc() if not args.no_tune_malloc else False
@@ -88,14 +94,18 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, {args.threads} threads, malloc tuned: {tuned}, "
         f"median of {args.iters} alternating iterations\n"
     )
-    print("| batch | conv (ms) | coordconv (ms) | naive concat (ms) | coordconv / conv | naive / conv |")
+    print(
+        "| batch | conv (ms) | coordconv (ms) | naive concat (ms) | coordconv / conv [95% CI] | naive / conv [95% CI] |"
+    )
     print("|---:|---:|---:|---:|---:|---:|")
     for batch in args.batch_sizes:
         t = measure(batch, args.iters, args.warmup)
-        print(
-            f"| {batch} | {t['conv'] * 1e3:.1f} | {t['coordconv'] * 1e3:.1f} | {t['naive'] * 1e3:.1f} "
-            f"| {t['coordconv'] / t['conv']:.3f} | {t['naive'] / t['conv']:.3f} |"
-        )
+        ms = {name: statistics.median(values) * 1e3 for name, values in t.items()}
+        cells = []
+        for name in ("coordconv", "naive"):
+            mid, low, high = median_ratio(t[name], t["conv"])
+            cells.append(f"{mid:.3f} [{low:.3f}, {high:.3f}]")
+        print(f"| {batch} | {ms['conv']:.1f} | {ms['coordconv']:.1f} | {ms['naive']:.1f} | {cells[0]} | {cells[1]} |")
     return 0
 
 

@@ -1,17 +1,17 @@
 """rl_coordconv: CoordConv (Liu et al., 2018) in reinforcement-learning agents and the paper's toy tasks.
 
-The layers are plain PyTorch and import nothing else; the SB3 pieces load on first use, so
-``from rl_coordconv import CoordConv2d`` stays light.
+Every public name loads on first use, so importing the package costs nothing and
+``python -m rl_coordconv.train`` can set process options before PyTorch loads.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
-
-from rl_coordconv.layers import AddCoords, CoordConv2d, CoordConvTranspose2d, coord_weight_ratio
 
 if TYPE_CHECKING:
     from rl_coordconv.extractors import AtariCNN, atari_policy_kwargs
+    from rl_coordconv.layers import AddCoords, CoordConv2d, CoordConvTranspose2d, coord_weight_ratio
 
 __version__ = "0.1.0"
 __all__ = [
@@ -24,12 +24,21 @@ __all__ = [
     "coord_weight_ratio",
 ]
 
-_LAZY = {"AtariCNN": "rl_coordconv.extractors", "atari_policy_kwargs": "rl_coordconv.extractors"}
+_LAZY = {
+    "AddCoords": "rl_coordconv.layers",
+    "CoordConv2d": "rl_coordconv.layers",
+    "CoordConvTranspose2d": "rl_coordconv.layers",
+    "coord_weight_ratio": "rl_coordconv.layers",
+    "AtariCNN": "rl_coordconv.extractors",
+    "atari_policy_kwargs": "rl_coordconv.extractors",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'rl_coordconv' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -20,6 +20,7 @@ weight changes, so a rollout pays for it once per policy update.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,9 +31,7 @@ __all__ = ["AddCoords", "CoordConv2d", "CoordConvTranspose2d", "coord_weight_rat
 
 def _check_image_batch(x: torch.Tensor, who: str) -> None:
     if x.dim() != 4:
-        raise ValueError(
-            f"{who} expects a 4-D tensor (batch, channels, height, width), got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"{who} expects a 4-D tensor (batch, channels, height, width), got shape {tuple(x.shape)}")
 
 
 def _axis(n: int, device: torch.device | str | None) -> torch.Tensor:
@@ -110,6 +109,41 @@ def _as_pair(value: int | tuple[int, ...]) -> tuple[int, int]:
     if len(value) != 2:
         raise ValueError(f"expected an int or a pair, got {value!r}")
     return (int(value[0]), int(value[1]))
+
+
+def _sum_over_batch(grad: torch.Tensor) -> torch.Tensor:
+    """``grad.sum(0, keepdim=True)``, fast for channels-last tensors too.
+
+    PyTorch 2.13 reduces a channels-last tensor over its batch dimension some 50× slower than the
+    same sum written as column sums of its (N, H·W·C) memory (8.8 ms vs 0.17 ms for the first
+    Nature-CNN layer at batch 80).
+    """
+    if grad.dim() == 4 and not grad.is_contiguous() and grad.is_contiguous(memory_format=torch.channels_last):
+        n, c, h, w = grad.shape
+        return grad.permute(0, 2, 3, 1).reshape(n, -1).sum(0).view(1, h, w, c).permute(0, 3, 1, 2).contiguous()
+    return grad.sum(0, keepdim=True)
+
+
+class _AddBatchInvariant(torch.autograd.Function):
+    """``out += term`` where ``term`` has batch size 1 and is broadcast over ``out``'s batch."""
+
+    @staticmethod
+    def forward(ctx: Any, out: torch.Tensor, term: torch.Tensor) -> torch.Tensor:
+        ctx.mark_dirty(out)
+        return out.add_(term)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return grad, _sum_over_batch(grad)
+
+
+def _add_batch_invariant(out: torch.Tensor, term: torch.Tensor) -> torch.Tensor:
+    if out.dim() == 4 and not out.is_contiguous() and out.is_contiguous(memory_format=torch.channels_last):
+        # A broadcast add between mismatched layouts takes a slow, unvectorised path (5× here).
+        term = term.contiguous(memory_format=torch.channels_last)
+    if torch.is_grad_enabled() and (out.requires_grad or term.requires_grad):
+        return _AddBatchInvariant.apply(out, term)
+    return out.add_(term)
 
 
 class _CoordTermCache:
@@ -245,9 +279,7 @@ class CoordConv2d(nn.Conv2d):
         patches = self._patches.get(key)
         if patches is None:
             taps = self.coord_channels * self.kernel_size[0] * self.kernel_size[1]
-            one_hot = torch.eye(taps, device=x.device, dtype=x.dtype).view(
-                taps, self.coord_channels, *self.kernel_size
-            )
+            one_hot = torch.eye(taps, device=x.device, dtype=x.dtype).view(taps, self.coord_channels, *self.kernel_size)
             patches = self._conv(self.coords.grid_like(x), one_hot, None)
             self._out_size[key] = (patches.shape[-2], patches.shape[-1])
             patches = patches.reshape(taps, -1)
@@ -284,17 +316,12 @@ class CoordConv2d(nn.Conv2d):
         _check_image_batch(x, "CoordConv2d")
         if x.shape[1] != self.image_channels:
             raise ValueError(
-                f"CoordConv2d expects {self.image_channels} image channels, "
-                f"got input of shape {tuple(x.shape)}"
+                f"CoordConv2d expects {self.image_channels} image channels, got input of shape {tuple(x.shape)}"
             )
-        out = self._conv(x, self.image_weight, None)
-        return out.add_(self._coord_term(x))
+        return _add_batch_invariant(self._conv(x, self.image_weight, None), self._coord_term(x))
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.image_channels} (+{self.coord_channels} coords), "
-            + super().extra_repr().split(", ", 1)[1]
-        )
+        return f"{self.image_channels} (+{self.coord_channels} coords), " + super().extra_repr().split(", ", 1)[1]
 
 
 class CoordConvTranspose2d(nn.ConvTranspose2d):
@@ -372,13 +399,10 @@ class CoordConvTranspose2d(nn.ConvTranspose2d):
             )
         grid = self.coords.grid_like(x)
         image = self._deconv(x, self.weight[: self.image_channels], None)
-        return image + self._deconv(grid, self.weight[self.image_channels :], self.bias)
+        return _add_batch_invariant(image, self._deconv(grid, self.weight[self.image_channels :], self.bias))
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.image_channels} (+{self.coord_channels} coords), "
-            + super().extra_repr().split(", ", 1)[1]
-        )
+        return f"{self.image_channels} (+{self.coord_channels} coords), " + super().extra_repr().split(", ", 1)[1]
 
 
 def coord_weight_ratio(layer: CoordConv2d) -> float:

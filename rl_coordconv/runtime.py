@@ -47,9 +47,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            f"--device {device} asked for CUDA, but torch {torch.__version__} sees no CUDA device"
-        )
+        raise ValueError(f"--device {device} asked for CUDA, but torch {torch.__version__} sees no CUDA device")
     try:
         return torch.device(device)
     except RuntimeError as error:

@@ -126,15 +126,11 @@ def test_coordconv2d_equals_concat_then_conv(kernel, stride, padding, dilation, 
         if op < max(s, d)
     ],
 )
-def test_coordconv_transpose_equals_concat_then_deconv(
-    kernel, stride, padding, output_padding, dilation, shape
-):
+def test_coordconv_transpose_equals_concat_then_deconv(kernel, stride, padding, output_padding, dilation, shape):
     torch.manual_seed(0)
     n, c, h, w = shape
     for with_r in (False, True):
-        layer = CoordConvTranspose2d(
-            c, 4, kernel, stride, padding, output_padding, dilation, with_r=with_r
-        ).double()
+        layer = CoordConvTranspose2d(c, 4, kernel, stride, padding, output_padding, dilation, with_r=with_r).double()
         reference = nn.ConvTranspose2d(
             layer.in_channels, 4, kernel, stride, padding, output_padding, dilation=dilation
         ).double()
@@ -214,3 +210,22 @@ def test_layers_module_does_not_import_stable_baselines():
     code = "import sys, rl_coordconv.layers, rl_coordconv; print('stable_baselines3' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("with_r", [False, True])
+def test_channels_last_input_gives_the_same_values_and_gradients(with_r):
+    torch.manual_seed(3)
+    layer = CoordConv2d(4, 8, 8, stride=4, with_r=with_r).double()
+    x = torch.randn(5, 4, 36, 44, dtype=torch.float64)
+    grads = []
+    outs = []
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        layer.zero_grad()
+        out = layer(x.contiguous(memory_format=memory_format))
+        (out * torch.arange(out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        outs.append(out)
+        grads.append([p.grad.clone() for p in layer.parameters()])
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-10, atol=1e-10)
+    for got, want in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(outs[0], _concat_then_conv(layer, x).detach(), rtol=1e-10, atol=1e-10)

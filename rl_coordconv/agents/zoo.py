@@ -1,0 +1,44 @@
+"""PPO, DQN and QR-DQN with rl-baselines3-zoo's Atari hyperparameters (hyperparams/*.yml, ``atari``).
+
+They use the stock SB3 / sb3-contrib classes; only the features extractor (AtariCNN, either arm,
+with an explicit ``net_arch``) and the envs come from this package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["DQN_DEFAULTS", "PPO_DEFAULTS", "QRDQN_DEFAULTS"]
+
+PPO_DEFAULTS: dict[str, Any] = {
+    # rl-zoo3 hyperparams/ppo.yml, atari (Schulman et al. 2017, Table 5)
+    "n_steps": 128,
+    "n_epochs": 4,
+    "batch_size": 256,
+    "learning_rate": "lin_2.5e-4",
+    "clip_range": "lin_0.1",
+    "vf_coef": 0.5,
+    "ent_coef": 0.01,
+}
+
+DQN_DEFAULTS: dict[str, Any] = {
+    # rl-zoo3 hyperparams/dqn.yml, atari
+    # SB3 stores obs and next_obs (2 × 28 KB per transition): 100k transitions take 5.6 GB, and a
+    # 1M buffer would not fit a 24 GB machine. Raise it with --set buffer_size=... on a bigger box.
+    "buffer_size": 100_000,
+    "learning_rate": 1e-4,
+    "batch_size": 32,
+    "learning_starts": 100_000,
+    "target_update_interval": 10_000,
+    "train_freq": 4,
+    "gradient_steps": 1,
+    "exploration_fraction": 0.1,
+    "exploration_final_eps": 0.1,
+    "optimize_memory_usage": False,
+}
+
+QRDQN_DEFAULTS: dict[str, Any] = {
+    # rl-zoo3 hyperparams/qrdqn.yml, atari, keeps sb3-contrib's QRDQN defaults (Dabney et al. 2018:
+    # lr 5e-5, 200 quantiles, target update 10k, final ε 0.01); only the buffer is smaller, see DQN.
+    "buffer_size": 100_000,
+}

@@ -1,0 +1,295 @@
+"""Run directories: where a training run keeps its config, episode log, checkpoints and state.
+
+A run lives in ``<log_dir>/<algo>/<Game>/<arm>/seed<N>/`` and holds
+
+- ``config.yaml``: the resolved configuration, the command line, package versions, git commit;
+- ``episodes.csv``: one row per finished game (agent step, frames, wall time, raw return, length);
+- TensorBoard event files;
+- ``checkpoints/``: model + optimizer (an SB3 zip) and a state file (step, RNG states, wall time)
+  per checkpoint, and ``latest.json`` naming the newest complete pair;
+- ``final_model.zip`` and ``state.json`` (``running`` or ``finished``).
+
+Every file a resume depends on is written atomically (temporary file, fsync, rename), so a run
+killed at any instant, even by ``kill -9``, resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "EPISODE_COLUMNS",
+    "EpisodeLog",
+    "RunDir",
+    "RunStateError",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "environment_report",
+    "read_episodes",
+]
+
+EPISODE_COLUMNS = ("agent_step", "frames", "wall_time", "return", "length")
+
+
+class RunStateError(ValueError):
+    """A run directory is not in the state the caller needs (finished, missing, corrupt)."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def _git_commit() -> str | None:
+    """The commit of the source tree the package runs from, with ``-dirty`` if it has changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def environment_report() -> dict[str, Any]:
+    """Package versions, Python, platform and git commit, for ``config.yaml``."""
+    versions: dict[str, str | None] = {}
+    for dist in ("rl-coordconv", "torch", "stable-baselines3", "sb3-contrib", "gymnasium", "ale-py", "numpy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "git_commit": _git_commit(),
+    }
+
+
+class EpisodeLog:
+    """Append-only CSV of finished games, flushed row by row.
+
+    :param path: the ``episodes.csv`` file; created with a header if missing
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        new = not path.exists() or path.stat().st_size == 0
+        self._handle = path.open("a", newline="")
+        self._writer = csv.writer(self._handle)
+        if new:
+            self._writer.writerow(EPISODE_COLUMNS)
+            self._handle.flush()
+
+    def write(self, agent_step: int, frames: int, wall_time: float, episode_return: float, length: int) -> None:
+        self._writer.writerow([agent_step, frames, f"{wall_time:.3f}", f"{episode_return:g}", length])
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    @staticmethod
+    def truncate_after(path: Path, agent_step: int) -> int:
+        """Drop the rows logged after ``agent_step`` (work a resume will redo); return rows kept."""
+        if not path.exists():
+            return 0
+        rows = [row for row in read_episodes(path) if int(row["agent_step"]) <= agent_step]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(EPISODE_COLUMNS)
+        for row in rows:
+            writer.writerow([row[column] for column in EPISODE_COLUMNS])
+        atomic_write_text(path, buffer.getvalue())
+        return len(rows)
+
+
+def read_episodes(path: Path) -> Iterator[dict[str, str]]:
+    """Rows of an ``episodes.csv``; a torn last line (a kill mid-write) is skipped."""
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if all(row.get(column) not in (None, "") for column in EPISODE_COLUMNS):
+                yield row
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    step: int
+    model: Path
+    state: Path
+
+
+class RunDir:
+    """Paths and state of one run directory.
+
+    :param path: ``<log_dir>/<algo>/<Game>/<arm>/seed<N>``
+    """
+
+    KEEP_CHECKPOINTS = 2
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def for_run(cls, log_dir: Path, algo: str, game: str, arm: str, seed: int) -> RunDir:
+        return cls(Path(log_dir) / algo / game / arm / f"seed{seed}")
+
+    config_path = property(lambda self: self.path / "config.yaml")
+    episodes_path = property(lambda self: self.path / "episodes.csv")
+    state_path = property(lambda self: self.path / "state.json")
+    final_model_path = property(lambda self: self.path / "final_model.zip")
+    checkpoint_dir = property(lambda self: self.path / "checkpoints")
+
+    def exists(self) -> bool:
+        return self.config_path.exists()
+
+    def status(self) -> str | None:
+        """``finished``, ``running`` (or interrupted), or None if no run was started here."""
+        if not self.state_path.exists():
+            return "running" if self.exists() else None
+        try:
+            return str(json.loads(self.state_path.read_text())["status"])
+        except (ValueError, KeyError) as error:
+            raise RunStateError(f"{self.state_path} is corrupt: {error}") from error
+
+    def read_state(self) -> dict[str, Any]:
+        return json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+
+    def write_state(self, status: str, agent_steps: int, **extra: Any) -> None:
+        state = {"status": status, "agent_steps": agent_steps, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        state.update(extra)
+        atomic_write_text(self.state_path, json.dumps(state, indent=2) + "\n")
+
+    def read_config(self) -> dict[str, Any]:
+        try:
+            config = yaml.safe_load(self.config_path.read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise RunStateError(f"cannot read {self.config_path}: {error}") from error
+        if not isinstance(config, dict):
+            raise RunStateError(f"{self.config_path} is not a mapping")
+        return config
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False, default_flow_style=False))
+
+    # Checkpoints -------------------------------------------------------------------------------
+
+    def save_checkpoint(self, step: int, model_bytes: bytes, state: bytes) -> Checkpoint:
+        """Write a checkpoint pair, then point ``latest.json`` at it, then prune old ones."""
+        name = f"step_{step:012d}"
+        checkpoint = Checkpoint(step, self.checkpoint_dir / f"{name}.zip", self.checkpoint_dir / f"{name}.state.pt")
+        atomic_write_bytes(checkpoint.model, model_bytes)
+        atomic_write_bytes(checkpoint.state, state)
+        latest = {"step": step, "model": checkpoint.model.name, "state": checkpoint.state.name}
+        atomic_write_text(self.checkpoint_dir / "latest.json", json.dumps(latest) + "\n")
+        for old in self._checkpoint_names()[: -self.KEEP_CHECKPOINTS]:
+            for suffix in (".zip", ".state.pt"):
+                (self.checkpoint_dir / f"{old}{suffix}").unlink(missing_ok=True)
+        return checkpoint
+
+    def _checkpoint_names(self) -> list[str]:
+        return sorted(p.name[: -len(".zip")] for p in self.checkpoint_dir.glob("step_*.zip"))
+
+    def latest_checkpoint(self) -> Checkpoint:
+        """The newest complete checkpoint.
+
+        :raises RunStateError: when there is none or its files are missing
+        """
+        latest = self.checkpoint_dir / "latest.json"
+        if not latest.exists():
+            raise RunStateError(f"no checkpoint in {self.checkpoint_dir} (latest.json is missing)")
+        try:
+            entry = json.loads(latest.read_text())
+            checkpoint = Checkpoint(
+                int(entry["step"]), self.checkpoint_dir / entry["model"], self.checkpoint_dir / entry["state"]
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise RunStateError(f"{latest} is corrupt: {error}") from error
+        for path in (checkpoint.model, checkpoint.state):
+            if not path.exists():
+                raise RunStateError(f"checkpoint file {path} named by {latest} is missing")
+        return checkpoint
+
+
+class RunRecorder:
+    """What a run reports while it trains: ``episodes.csv`` rows and TensorBoard scalars.
+
+    TensorBoard tags are few and stable: ``charts/episodic_return`` (raw, whole-game score),
+    ``charts/episodic_length`` (agent steps), ``charts/fps`` (agent steps per second), ``losses/*``,
+    ``coordconv/coord_weight_ratio``; all indexed by agent step.
+
+    :param run: the run directory
+    :param start_step: agent step the run starts (or resumes) from; TensorBoard data at or after
+        it from an interrupted attempt is purged
+    :param wall_offset: wall time already spent before a resume, in seconds
+    :param frame_skip: frames per agent step, for the ``frames`` column
+    """
+
+    def __init__(self, run: RunDir, start_step: int = 0, wall_offset: float = 0.0, frame_skip: int = 4) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run = run
+        self.frame_skip = frame_skip
+        self.wall_offset = wall_offset
+        self._start = time.monotonic()
+        self.episodes = EpisodeLog(run.episodes_path)
+        self.writer = SummaryWriter(str(run.path), purge_step=start_step if start_step > 0 else None)
+        self.recent_returns: list[float] = []
+
+    def elapsed(self) -> float:
+        """Wall time of the run so far, across resumes."""
+        return self.wall_offset + time.monotonic() - self._start
+
+    def episode(self, agent_step: int, episode_return: float, length: int) -> None:
+        self.episodes.write(agent_step, agent_step * self.frame_skip, self.elapsed(), episode_return, length)
+        self.writer.add_scalar("charts/episodic_return", episode_return, agent_step)
+        self.writer.add_scalar("charts/episodic_length", length, agent_step)
+        self.recent_returns = [*self.recent_returns[-99:], episode_return]
+
+    def scalars(self, agent_step: int, values: dict[str, float]) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, agent_step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.episodes.close()
+        self.writer.close()

@@ -1,0 +1,173 @@
+"""Atari names and the vectorized envs: every backend gives the same spaces and protocol."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from rl_coordconv.envs import ATARI9, ATARI_PROTOCOL, AtariVecEnv, canonical_game, make_atari_vec_env, resolve_games
+
+BACKENDS = ["ale", "sb3"] + (["envpool"] if importlib.util.find_spec("envpool") else [])
+
+
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("Pong", "Pong"),
+        ("pong", "Pong"),
+        ("ms_pacman", "MsPacman"),
+        ("ALE/MsPacman-v5", "MsPacman"),
+        ("SpaceInvadersNoFrameskip-v4", "SpaceInvaders"),
+        ("BankHeist", "BankHeist"),
+        ("bank_heist", "BankHeist"),
+    ],
+)
+def test_game_names_in_every_usual_spelling(name, expected):
+    assert canonical_game(name) == expected
+
+
+def test_unknown_game_suggests_close_names_and_lists_the_suite():
+    with pytest.raises(ValueError, match=r"unknown game 'Pnog'; did you mean Pong\?.*ATARI9 = Asteroids"):
+        canonical_game("Pnog")
+
+
+def test_atari9_is_the_documented_suite_and_installed():
+    assert ATARI9 == (
+        "Asteroids", "BankHeist", "BeamRider", "Breakout", "MsPacman", "Pong", "Qbert", "Seaquest", "SpaceInvaders"
+    )  # fmt: skip
+    assert [canonical_game(g) for g in ATARI9] == list(ATARI9)
+    assert resolve_games(["atari9", "Pong", "breakout"]) == list(ATARI9)
+    assert resolve_games(["Pong", "ms_pacman"]) == ["Pong", "MsPacman"]
+
+
+def _random_steps(env, steps: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    obs = env.reset()
+    for _ in range(steps):
+        actions = rng.integers(0, env.action_space.n, env.num_envs)
+        new_obs, rewards, dones, infos = env.step(actions)
+        yield obs, actions, new_obs, rewards, dones, infos
+        obs = new_obs
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backends_agree_on_spaces_and_frame_stacking(backend):
+    env = make_atari_vec_env("Breakout", 2, seed=0, backend=backend)
+    try:
+        p = ATARI_PROTOCOL
+        assert env.observation_space.shape == (p.frame_stack, p.screen_size, p.screen_size)
+        assert env.observation_space.dtype == np.uint8
+        assert env.action_space.n == 4  # Breakout's minimal action set
+        checked = 0
+        for obs, _, new_obs, _, dones, _ in _random_steps(env, 40):
+            assert new_obs.shape == (2, 4, 84, 84) and new_obs.dtype == np.uint8
+            for i in np.flatnonzero(~dones):
+                # newest frame last: the stack shifts by one frame per agent step
+                np.testing.assert_array_equal(new_obs[i, :3], obs[i, 1:])
+                checked += 1
+        assert checked > 40
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_training_protocol_life_loss_and_clipping_but_raw_whole_game_scores(backend):
+    """SpaceInvaders: 3 lives, aliens worth 5–30 points, so clipping and life loss both show."""
+    env = make_atari_vec_env("SpaceInvaders", 4, seed=1, backend=backend, training=True)
+    try:
+        games, dones_per_game, clipped_sum = [], [], np.zeros(4)
+        dones_since = np.zeros(4, dtype=int)
+        for _, _, _, rewards, dones, infos in _random_steps(env, 3000):
+            assert set(np.unique(rewards)) <= {-1.0, 0.0, 1.0}
+            clipped_sum += rewards
+            dones_since += dones
+            for i, info in enumerate(infos):
+                if "episode" in info:
+                    games.append(info["episode"]["r"])
+                    dones_per_game.append(dones_since[i])
+                    dones_since[i] = 0
+            if len(games) >= 4:
+                break
+        assert len(games) >= 4
+        # whole games: three lives, each loss a training episode end; scores are raw points
+        assert all(d == 3 for d in dones_per_game), dones_per_game
+        assert all(g % 5 == 0 and g > 1 for g in games), games
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_evaluation_protocol_ends_episodes_only_at_game_over(backend):
+    env = make_atari_vec_env("SpaceInvaders", 2, seed=2, backend=backend, training=False)
+    try:
+        raw_seen = False
+        for _, _, _, rewards, dones, infos in _random_steps(env, 1500):
+            raw_seen |= bool((rewards > 1).any())
+            for i in np.flatnonzero(dones):
+                assert "episode" in infos[i]  # every episode end is a game over
+        assert raw_seen, "evaluation rewards should be the game's raw points"
+    finally:
+        env.close()
+
+
+def test_random_pong_logs_whole_game_integer_scores():
+    env = make_atari_vec_env("Pong", 8, seed=0)
+    try:
+        games = []
+        for *_, infos in _random_steps(env, 3000):
+            games += [info["episode"] for info in infos if "episode" in info]
+            if len(games) >= 4:
+                break
+        assert len(games) >= 4
+        for game in games:
+            assert game["r"] == int(game["r"]) and -21 <= game["r"] < -1  # a whole game, not a clipped point
+            assert game["l"] > 500  # hundreds of agent steps, not one rally
+    finally:
+        env.close()
+
+
+def test_fire_is_pressed_after_a_life_loss_in_games_that_wait_for_it():
+    env = AtariVecEnv("Breakout", 2, seed=0)
+    assert env.fire_action == 1
+    try:
+        for _, _, _, _, dones, infos in _random_steps(env, 2000):
+            lost = [i for i in np.flatnonzero(dones) if "episode" not in infos[i]]
+            if lost:
+                env.step_async(np.zeros(2, dtype=np.int64))  # the agent asks for NOOP ...
+                for i in lost:
+                    assert env._actions[i] == env.fire_action  # ... the env presses FIRE
+                env.step_wait()
+                break
+        else:
+            pytest.fail("no life was lost in 2000 random steps")
+    finally:
+        env.close()
+    pong = AtariVecEnv("Pong", 1)
+    try:
+        assert pong.fire_action == 1  # Pong has FIRE; it never loses a life, so it never triggers
+    finally:
+        pong.close()
+    pacman = AtariVecEnv("MsPacman", 1)
+    try:
+        assert pacman.fire_action is None
+    finally:
+        pacman.close()
+
+
+def test_same_seed_same_games():
+    runs = []
+    for _ in range(2):
+        env = make_atari_vec_env("Breakout", 2, seed=7)
+        runs.append([new_obs.copy() for _, _, new_obs, *_ in _random_steps(env, 30, seed=3)])
+        env.close()
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_env_arguments():
+    with pytest.raises(ValueError, match="n_envs must be at least 1, got 0"):
+        make_atari_vec_env("Pong", 0)
+    with pytest.raises(ValueError, match="unknown env backend 'gym'; choose from ale, envpool, sb3"):
+        make_atari_vec_env("Pong", 1, backend="gym")

@@ -1,0 +1,197 @@
+"""The training CLI: run directory, checkpoints, kill -9 and resume, bad input, enjoy."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rl_coordconv import enjoy, train
+from rl_coordconv.train import arm_name, parse_steps
+
+SMALL = ["--game", "Breakout", "--n-envs", "4", "--no-progress"]
+
+
+def run_dir(log_dir: Path, arm: str = "conv", algo: str = "a2c", game: str = "Breakout") -> Path:
+    return log_dir / algo / game / arm / "seed0"
+
+
+def episode_rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_parse_steps():
+    assert parse_steps("1e6") == 1_000_000
+    assert parse_steps("10M") == 10_000_000
+    assert parse_steps("500k") == 500_000
+    assert parse_steps("2_000") == 2000
+    assert parse_steps("2.5M") == 2_500_000
+    for bad in ("0", "-5", "ten", "1.5", ""):
+        with pytest.raises(ValueError):
+            parse_steps(bad)
+
+
+def test_arm_names():
+    assert arm_name(False) == "conv"
+    assert arm_name(True) == "coordconv"
+    assert arm_name(True, with_r=True) == "coordconv_r"
+    assert arm_name(True, coord_layers="all") == "coordconv_all"
+
+
+def test_cli_run_writes_the_whole_run_directory_and_enjoy_plays_it(tmp_path, capsys):
+    args = [*SMALL, "--coordconv", "--timesteps", "3000", "--checkpoint-every", "1000", "--log-every", "500"]
+    assert train.main([*args, "--log-dir", str(tmp_path)]) == 0
+    run = run_dir(tmp_path, "coordconv")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["algo"] == "a2c" and config["game"] == "Breakout" and config["coordconv"] is True
+    assert config["timesteps"] == 3000 and config["n_envs"] == 4 and config["hyperparams"]["n_steps"] == 5
+    assert config["command"].startswith("python -m rl_coordconv.train")
+    assert config["versions"]["torch"] and config["versions"]["stable-baselines3"]
+    assert "git_commit" in config and config["protocol"]["frame_skip"] == 4
+    assert json.loads((run / "state.json").read_text())["status"] == "finished"
+    assert (run / "final_model.zip").exists()
+    latest = json.loads((run / "checkpoints" / "latest.json").read_text())
+    assert latest["step"] >= 2000
+    assert list(run.glob("events.out.tfevents.*"))
+    rows = episode_rows(run / "episodes.csv")
+    assert rows, "random Breakout finishes games within 3000 steps"
+    for row in rows:
+        assert int(row["frames"]) == 4 * int(row["agent_step"]) and float(row["return"]) >= 0
+        assert 0 < int(row["length"]) <= int(row["agent_step"])
+    assert [int(r["agent_step"]) for r in rows] == sorted(int(r["agent_step"]) for r in rows)
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"charts/episodic_return", "charts/episodic_length", "charts/fps", "coordconv/coord_weight_ratio"} <= tags
+    assert {"losses/policy_loss", "losses/value_loss", "losses/entropy_loss"} <= tags
+    assert [e.step for e in events.Scalars("charts/episodic_return")] == [int(r["agent_step"]) for r in rows]
+
+    capsys.readouterr()
+    scores = enjoy.play(run, episodes=2)
+    assert len(scores) == 2 and all(s >= 0 for s in scores)
+    assert "over 2 games" in capsys.readouterr().out
+
+
+def _cli(*args: str, log_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rl_coordconv.train", *SMALL, "--log-dir", str(log_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
+    run = run_dir(tmp_path)
+    args = ["--timesteps", "8000", "--checkpoint-every", "1000", "--log-every", "1000"]
+    cmd = [sys.executable, "-m", "rl_coordconv.train", *SMALL, "--log-dir", str(tmp_path), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    latest = run / "checkpoints" / "latest.json"
+    deadline = time.monotonic() + 300
+    try:
+        # wait until a checkpoint exists and games have been logged after it
+        while time.monotonic() < deadline:
+            if latest.exists() and (run / "episodes.csv").exists():
+                step = json.loads(latest.read_text())["step"]
+                if step >= 2000 and any(int(r["agent_step"]) > step for r in episode_rows(run / "episodes.csv")):
+                    break
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            time.sleep(0.2)
+        else:
+            pytest.fail("no checkpoint followed by logged games within 300 s")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    checkpoint_step = json.loads(latest.read_text())["step"]
+    before = episode_rows(run / "episodes.csv")
+    kept = [r for r in before if int(r["agent_step"]) <= checkpoint_step]
+    assert len(kept) < len(before), "the killed attempt logged games after its last checkpoint"
+
+    refused = _cli(*args, log_dir=tmp_path)  # no --resume: an interrupted run is not restarted silently
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+
+    resumed = _cli("--resume", log_dir=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {run} at step {checkpoint_step:,}" in resumed.stdout
+    after = episode_rows(run / "episodes.csv")
+    assert after[: len(kept)] == kept  # work before the checkpoint is kept as it was
+    steps = [int(r["agent_step"]) for r in after]
+    assert steps == sorted(steps) and steps[-1] <= 8000  # nothing from the killed attempt survives past it
+    state = json.loads((run / "state.json").read_text())
+    assert state["status"] == "finished" and state["agent_steps"] == 8000
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run))
+    events.Reload()
+    assert [e.step for e in events.Scalars("charts/episodic_return")] == steps  # TensorBoard purged them too
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--game", "Pnog"], "unknown game 'Pnog'; did you mean Pong?"),
+        (["--algo", "a3c"], "unknown algo 'a3c'; choose from a2c, ppo, dqn, qrdqn"),
+        (["--timesteps", "0"], "the number of steps must be a positive whole number, got '0'"),
+        (["--timesteps", "-10"], "cannot read '-10' as a number of steps"),
+        (["--n-envs", "0"], "--n-envs must be at least 1, got 0"),
+        (["--device", "cuda"], "--device cuda asked for CUDA"),
+        (["--env-backend", "gym"], "unknown --env-backend 'gym'; choose from ale, envpool, sb3"),
+        (["--set", "n_step=3"], "a2c has no hyperparameter 'n_step'"),
+        (["--with-r"], "--with-r needs --coordconv"),
+        (["--resume"], "nothing to resume"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
+    if args == ["--device", "cuda"]:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+    code = train.main([*SMALL, "--timesteps", "80", "--log-dir", str(tmp_path), *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.startswith("error: ") and err.count("\n") == 1
+    assert not list(tmp_path.rglob("*.zip")), "a refused run must not write anything"
+
+
+def test_finished_run_is_never_overwritten_without_asking(tmp_path, capsys):
+    args = [*SMALL, "--timesteps", "400", "--log-dir", str(tmp_path)]
+    assert train.main(args) == 0
+    run = run_dir(tmp_path)
+    model = (run / "final_model.zip").read_bytes()
+    assert train.main(args) == 2
+    assert "holds a finished run; --overwrite deletes it" in capsys.readouterr().err
+    assert train.main([*args, "--resume"]) == 2
+    assert "already finished" in capsys.readouterr().err
+    assert (run / "final_model.zip").read_bytes() == model
+    assert train.main([*args, "--overwrite", "--seed", "0"]) == 0  # asked: starts over
+
+
+def test_resume_refuses_a_missing_or_corrupt_checkpoint_and_changed_settings(tmp_path, capsys):
+    args = [*SMALL, "--timesteps", "800", "--checkpoint-every", "400", "--log-dir", str(tmp_path)]
+    assert train.main(args) == 0
+    run = run_dir(tmp_path)
+    # make it look interrupted
+    (run / "state.json").write_text(json.dumps({"status": "running", "agent_steps": 400}))
+    assert train.main([*args, "--resume", "--timesteps", "900"]) == 2
+    assert "was started with timesteps=800, not 900" in capsys.readouterr().err
+    (run / "checkpoints" / "latest.json").write_text("{not json")
+    assert train.main([*args, "--resume"]) == 2
+    assert "cannot resume" in capsys.readouterr().err
+    (run / "checkpoints" / "latest.json").unlink()
+    assert train.main([*args, "--resume"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert (run / "final_model.zip").exists()
