@@ -15,7 +15,9 @@ killed at any instant, even by ``kill -9``, resumes from its last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
@@ -179,6 +181,36 @@ class RunDir:
 
     def exists(self) -> bool:
         return self.config_path.exists()
+
+    @property
+    def lock_path(self) -> Path:
+        # beside the directory, not in it: --overwrite deletes the directory while holding the lock
+        return self.path.parent / f".{self.path.name}.lock"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run for this process; a second process gets a :class:`RunStateError`.
+
+        An OS file lock: it is released when the process ends, however it ends.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock_path.open("a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as error:
+                raise RunStateError(f"{self.path} is in use by another training process") from error
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def in_use(self) -> bool:
+        """Whether another process holds :meth:`lock` now."""
+        try:
+            with self.lock():
+                return False
+        except RunStateError:
+            return True
 
     def status(self) -> str | None:
         """``finished``, ``running`` (or interrupted), or None if no run was started here."""

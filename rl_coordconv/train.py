@@ -47,7 +47,7 @@ from rl_coordconv.runs import (
 )
 from rl_coordconv.runtime import resolve_device, tune_malloc
 
-__all__ = ["TrainConfig", "arm_name", "main", "parse_steps", "train"]
+__all__ = ["TrainConfig", "arm_name", "main", "parse_steps", "resolve_config", "train"]
 
 # Settings that define an experiment: a resume must not change them.
 _IDENTITY = ("algo", "game", "coordconv", "with_r", "coord_layers", "seed", "timesteps", "n_envs", "hyperparams")
@@ -177,6 +177,7 @@ class TrainingCallback(BaseCallback):
             values["coordconv/coord_weight_ratio"] = ratio
         self.recorder.scalars(step, values)
         self.recorder.flush()
+        self.run.write_state("running", step)  # live progress for sweep
 
     def _report(self, step: int) -> None:
         recent = self.recorder.recent_returns[-10:]
@@ -227,7 +228,7 @@ def save_checkpoint(model: BaseAlgorithm, run: RunDir, recorder: RunRecorder) ->
     run.write_state("running", model.num_timesteps)
 
 
-def _resolve(config: TrainConfig, stored: dict[str, Any] | None) -> TrainConfig:
+def resolve_config(config: TrainConfig, stored: dict[str, Any] | None = None) -> TrainConfig:
     """Fill in defaults; on a resume, take unset values from the stored config and check the rest."""
     spec = algo_spec(config.algo)
     config.game = canonical_game(config.game)
@@ -274,9 +275,14 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, co
     :raises ValueError: bad settings
     :raises RunStateError: a finished run without ``overwrite``, nothing to resume, a corrupt checkpoint
     """
-    run = RunDir(config.run_dir().path)
     if resume and overwrite:
         raise ValueError("--resume and --overwrite contradict each other; pick one")
+    run = RunDir(config.run_dir().path)
+    with run.lock():
+        return _train_locked(run, config, resume, overwrite, command)
+
+
+def _train_locked(run: RunDir, config: TrainConfig, resume: bool, overwrite: bool, command: str | None) -> RunDir:
     status = run.status()
     stored = None
     if resume:
@@ -288,7 +294,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, co
     elif status is not None and not overwrite:
         what = "a finished run" if status == "finished" else "an interrupted run (--resume continues it)"
         raise RunStateError(f"{run.path} holds {what}; --overwrite deletes it and starts over")
-    config = _resolve(config, stored)
+    config = resolve_config(config, stored)
     device = resolve_device(config.device)
 
     checkpoint = None

@@ -195,3 +195,12 @@ def test_resume_refuses_a_missing_or_corrupt_checkpoint_and_changed_settings(tmp
     assert train.main([*args, "--resume"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
     assert (run / "final_model.zip").exists()
+
+
+def test_a_run_in_use_by_another_process_is_refused(tmp_path, capsys):
+    from rl_coordconv.runs import RunDir
+
+    with RunDir(run_dir(tmp_path)).lock():
+        assert train.main([*SMALL, "--timesteps", "80", "--log-dir", str(tmp_path)]) == 2
+    assert "in use by another training process" in capsys.readouterr().err
+    assert not RunDir(run_dir(tmp_path)).in_use()

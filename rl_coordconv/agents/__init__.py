@@ -9,6 +9,7 @@ linearly from ``X`` to 0 over the run (rl-zoo3's convention).
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from rl_coordconv.extractors import CoordLayers, atari_policy_kwargs
 
 __all__ = ["ALGOS", "AlgoSpec", "algo_spec", "load_model", "make_model", "parse_overrides", "resolve_hyperparams"]
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 # Arguments the registry fills in itself; --set may not touch them.
 _RESERVED = {"policy", "env", "policy_kwargs", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model"}
 # Our own keys, turned into SB3 arguments by make_model.
@@ -84,9 +86,12 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ValueError(f"--set expects key=value, got {pair!r}")
         try:
-            overrides[key.strip()] = yaml.safe_load(text)
+            value = yaml.safe_load(text)
         except yaml.YAMLError as error:
             raise ValueError(f"--set {pair!r}: cannot parse the value ({error.__class__.__name__})") from error
+        if isinstance(value, str) and _NUMBER.fullmatch(value):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            value = float(value)
+        overrides[key.strip()] = value
     return overrides
 
 

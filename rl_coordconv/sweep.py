@@ -1,0 +1,335 @@
+"""Run a grid of games × arms × seeds: ``python -m rl_coordconv.sweep``.
+
+    python -m rl_coordconv.sweep --algo a2c --games atari9 --arms conv coordconv --seeds 0 1 2 --timesteps 2M
+    python -m rl_coordconv.sweep ... --backend ray --ray-address auto     # each run a task on a Ray cluster
+
+Every cell is an ordinary ``train`` run in its usual directory. The sweep skips finished runs,
+resumes interrupted ones from their checkpoints and restarts those that died before their first
+one, so it can be stopped (Ctrl-C, a reboot, a lost node) and started again at any time without
+losing work. It refuses to mix in an existing run made with other settings.
+
+The ``local`` backend runs up to ``--workers`` trainings at once as child processes (default: one
+per two cores, which is what one A2C run uses); ``ray`` submits each run as a Ray task to an
+existing cluster, with a GPU per run when the cluster has GPUs. The run directories must then be
+on storage every node sees. Ray is an optional extra (``pip install 'rl-coordconv[ray]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rl_coordconv.agents import algo_spec, parse_overrides
+from rl_coordconv.envs import resolve_games
+from rl_coordconv.runs import RunDir, RunStateError
+from rl_coordconv.train import TrainConfig, arm_name, parse_steps, resolve_config
+
+__all__ = ["ARMS", "Cell", "launch", "main", "plan", "run_local", "run_ray"]
+
+# arm name → (coordconv, with_r, coord_layers)
+ARMS: dict[str, tuple[bool, bool, str]] = {
+    name: (coordconv, with_r, layers)
+    for coordconv, with_r, layers in [
+        (False, False, "first"),
+        (True, False, "first"),
+        (True, True, "first"),
+        (True, False, "all"),
+        (True, True, "all"),
+    ]
+    for name in [arm_name(coordconv, with_r, layers)]
+}
+
+
+@dataclass
+class Cell:
+    """One run of the grid and what the sweep does with it."""
+
+    config: TrainConfig
+    overrides: dict[str, Any]  # the --set values the user gave, passed on to train as they are
+    action: str  # start | resume | restart | skip | busy, as planned
+    status: str = "pending"  # pending | running | done | failed | skipped | busy | interrupted
+    returncode: int | None = None
+    started: float = 0.0
+    process: Any = field(default=None, repr=False)
+
+    @property
+    def run(self) -> RunDir:
+        return self.config.run_dir()
+
+    @property
+    def label(self) -> str:
+        c = self.config
+        return f"{c.game}/{c.arm}/seed{c.seed}"
+
+    def progress(self) -> int:
+        try:
+            return int(self.run.read_state().get("agent_steps", 0))
+        except (ValueError, OSError):
+            return 0
+
+
+def launch(config: TrainConfig, overrides: dict[str, Any]) -> list[str] | None:
+    """``train`` arguments for one cell, decided from its directory *now*; None if there is nothing to do.
+
+    Deciding at launch rather than at planning time makes a relaunched task (a Ray retry after a
+    lost node, a second sweep) resume what the first attempt left instead of tripping over it.
+    """
+    action = _decide(config)
+    if action in ("skip", "busy"):
+        return None
+    if action == "restart":  # died before its first checkpoint: nothing to keep
+        shutil.rmtree(config.run_dir().path)
+    c = config
+    coordconv, with_r, layers = ARMS[c.arm]
+    args = ["--algo", c.algo, "--game", c.game, "--seed", str(c.seed), "--timesteps", str(c.timesteps)]
+    args += ["--n-envs", str(c.n_envs), "--env-backend", c.env_backend, "--device", c.device]
+    args += ["--log-dir", c.log_dir, "--checkpoint-every", str(c.checkpoint_every), "--no-progress"]
+    args += ["--coordconv"] * coordconv + ["--with-r"] * with_r + ["--coord-layers", layers]
+    for key, value in overrides.items():
+        args += ["--set", f"{key}={value}"]
+    return [*args, "--resume"] if action == "resume" else args
+
+
+def plan(base: TrainConfig, games: list[str], arms: list[str], seeds: list[int]) -> list[Cell]:
+    """Expand the grid and decide, from each run directory, what to do with every cell.
+
+    :raises ValueError: unknown arm, or an existing run made with other settings
+    """
+    for arm in arms:
+        if arm not in ARMS:
+            raise ValueError(f"unknown arm {arm!r}; choose from {', '.join(ARMS)}")
+    cells = []
+    # Seeds outermost: a sweep stopped a third of the way has every game and arm once, not a third of the games.
+    for seed in seeds:
+        for game in games:
+            for arm in arms:
+                coordconv, with_r, layers = ARMS[arm]
+                config = replace(base, game=game, coordconv=coordconv, with_r=with_r, coord_layers=layers, seed=seed)
+                config = resolve_config(replace(config, hyperparams=dict(base.hyperparams)))
+                cells.append(Cell(config, dict(base.hyperparams), _decide(config)))
+    return cells
+
+
+def _decide(config: TrainConfig) -> str:
+    run = config.run_dir()
+    status = run.status()
+    if status is None:
+        return "start"
+    if run.in_use():
+        return "busy"
+    stored = run.read_config()
+    mine, theirs = config.identity(), {key: stored.get(key) for key in config.identity()}
+    differing = [key for key in mine if mine[key] != theirs[key]]
+    if differing:
+        key = differing[0]
+        raise ValueError(
+            f"{run.path} was made with {key}={theirs[key]!r}, this sweep asks for {mine[key]!r}; "
+            "use another --log-dir or delete that run"
+        )
+    if status == "finished":
+        return "skip"
+    try:
+        run.latest_checkpoint()
+    except RunStateError:
+        return "restart"
+    return "resume"
+
+
+def _table(cells: list[Cell], title: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, expand=False)
+    for column in ("run", "action", "status", "steps", "elapsed"):
+        table.add_column(column, justify="right" if column in ("steps", "elapsed") else "left")
+    for cell in cells:
+        steps = cell.progress()
+        pct = f" ({100 * steps / cell.config.timesteps:.0f}%)" if cell.config.timesteps else ""
+        elapsed = f"{(time.monotonic() - cell.started) / 60:.1f} min" if cell.status == "running" else ""
+        table.add_row(cell.label, cell.action, cell.status, f"{steps:,}{pct}", elapsed)
+    return table
+
+
+def _summary(cells: list[Cell]) -> int:
+    counts: dict[str, int] = {}
+    for cell in cells:
+        counts[cell.status] = counts.get(cell.status, 0) + 1
+    print("sweep: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    failed = [cell for cell in cells if cell.status == "failed"]
+    for cell in failed:
+        print(f"  failed: {cell.label} (exit {cell.returncode}); log: {cell.run.path / 'train.log'}")
+    return 1 if failed else 0
+
+
+def run_local(cells: list[Cell], workers: int, live: bool | None = None) -> int:
+    """Run the cells as child processes, ``workers`` at a time; return 0 if none failed."""
+    from rich.console import Console
+    from rich.live import Live
+
+    for cell in cells:
+        if cell.action in ("skip", "busy"):
+            cell.status = "skipped" if cell.action == "skip" else "busy"
+    queue = [cell for cell in cells if cell.status == "pending"]
+    running: list[Cell] = []
+    console = Console()
+    show = console.is_terminal if live is None else live
+    display = Live(_table(cells, "sweep"), console=console, refresh_per_second=1) if show else None
+    last_print = 0.0
+    try:
+        if display is not None:
+            display.start()
+        while queue or running:
+            while queue and len(running) < workers:
+                cell = queue.pop(0)
+                args = launch(cell.config, cell.overrides)
+                if args is None:
+                    cell.status = "skipped"
+                    continue
+                cell.run.path.mkdir(parents=True, exist_ok=True)
+                with (cell.run.path / "train.log").open("a") as log:
+                    command = [sys.executable, "-m", "rl_coordconv.train", *args]
+                    cell.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+                cell.started, cell.status = time.monotonic(), "running"
+                running.append(cell)
+            time.sleep(1.0)
+            for cell in list(running):
+                code = cell.process.poll()
+                if code is not None:
+                    cell.returncode = code
+                    cell.status = "done" if code == 0 else "failed"
+                    running.remove(cell)
+                    if display is None:
+                        print(f"{cell.status}: {cell.label} ({(time.monotonic() - cell.started) / 60:.1f} min)")
+            if display is not None:
+                display.update(_table(cells, "sweep"))
+            elif time.monotonic() - last_print > 300 and running:
+                last_print = time.monotonic()
+                print("running: " + ", ".join(f"{c.label} {c.progress():,}" for c in running), flush=True)
+    except KeyboardInterrupt:
+        for cell in running:
+            cell.process.terminate()
+        for cell in running:
+            cell.process.wait()
+            cell.status = "interrupted"
+        print("sweep interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+    finally:
+        if display is not None:
+            display.stop()
+    return _summary(cells)
+
+
+def _ray_task(config: TrainConfig, overrides: dict[str, Any]) -> int:
+    from rl_coordconv import train
+
+    args = launch(config, overrides)
+    return 0 if args is None else train.main(args)
+
+
+def run_ray(cells: list[Cell], address: str | None, gpus_per_run: float | None = None) -> int:
+    """Submit every cell as a Ray task to the cluster at ``address`` (``auto``: the one this node is in)."""
+    try:
+        import ray
+    except ImportError as error:
+        raise ValueError("--backend ray needs the ray extra: pip install 'rl-coordconv[ray]'") from error
+    try:
+        if address in (None, "local"):
+            ray.init(ignore_reinit_error=True, log_to_driver=False)
+        else:
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise ValueError(f"cannot reach a Ray cluster at {address!r}: {error}") from error
+    if gpus_per_run is None:
+        gpus_per_run = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    task = ray.remote(num_cpus=1, num_gpus=gpus_per_run, max_retries=2)(_ray_task)
+    pending = {}
+    for cell in cells:
+        if cell.action in ("skip", "busy"):
+            cell.status = "skipped" if cell.action == "skip" else "busy"
+            continue
+        pending[task.remote(cell.config, cell.overrides)] = cell
+        cell.status, cell.started = "running", time.monotonic()
+    print(f"submitted {len(pending)} runs to Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)", flush=True)
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        cell = pending.pop(done[0])
+        try:
+            cell.returncode = int(ray.get(done[0]))
+        except Exception as error:  # a task that raised or whose node died for good
+            print(f"  {cell.label}: {error}", file=sys.stderr)
+            cell.returncode = 1
+        cell.status = "done" if cell.returncode == 0 else "failed"
+        print(f"{cell.status}: {cell.label} ({(time.monotonic() - cell.started) / 60:.1f} min)", flush=True)
+    return _summary(cells)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rl_coordconv.sweep",
+        description="Run games × arms × seeds as train runs; skips finished runs and resumes interrupted ones.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--algo", default="a2c")
+    parser.add_argument("--games", nargs="+", default=["atari9"], help="game names and/or atari9")
+    parser.add_argument("--arms", nargs="+", default=["conv", "coordconv"], help=f"from {', '.join(ARMS)}")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--timesteps", default=None, help="agent steps per run, e.g. 2M (default: the algo's)")
+    parser.add_argument("--n-envs", type=int, default=None)
+    parser.add_argument("--env-backend", default="ale")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--log-dir", default="runs")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--checkpoint-every", default="500k")
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="local runs at once")
+    parser.add_argument("--backend", default="local", choices=["local", "ray"])
+    parser.add_argument("--ray-address", default="auto", help="Ray cluster address (auto, ray://host:10001, local)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {args.workers}")
+        if args.n_envs is not None and args.n_envs < 1:
+            raise ValueError(f"--n-envs must be at least 1, got {args.n_envs}")
+        algo_spec(args.algo)
+        base = TrainConfig(
+            algo=args.algo,
+            timesteps=parse_steps(args.timesteps) if args.timesteps else 0,
+            n_envs=args.n_envs or 0,
+            env_backend=args.env_backend,
+            device=args.device,
+            log_dir=str(Path(args.log_dir)),
+            hyperparams=parse_overrides(args.overrides),
+            checkpoint_every=parse_steps(args.checkpoint_every),
+        )
+        cells = plan(base, resolve_games(args.games), args.arms, sorted(set(args.seeds)))
+        todo = {
+            action: sum(c.action == action for c in cells) for action in ("start", "resume", "restart", "skip", "busy")
+        }
+        print(
+            f"sweep of {len(cells)} runs ({args.algo}, {cells[0].config.timesteps:,} steps each): "
+            + ", ".join(f"{n} to {a}" if a not in ("skip", "busy") else f"{n} {a}" for a, n in todo.items() if n)
+        )
+        if args.dry_run:
+            for cell in cells:
+                print(f"  {cell.action:8} {cell.run.path}")
+            return 0
+        if args.backend == "ray":
+            return run_ray(cells, args.ray_address)
+        return run_local(cells, args.workers)
+    except (ValueError, RunStateError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""The sweep: plans the grid, starts, skips and resumes runs, refuses mixed settings."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from rl_coordconv import sweep
+from rl_coordconv.runs import RunDir
+
+TINY = ["--games", "Pong", "Breakout", "--arms", "conv", "coordconv", "--seeds", "0", "--n-envs", "2"]
+
+
+def _runs(log_dir) -> dict[str, str]:
+    return {
+        str(p.parent.relative_to(log_dir)): json.loads(p.read_text())["status"]
+        for p in sorted(log_dir.glob("a2c/*/*/seed*/state.json"))
+    }
+
+
+def test_sweep_creates_skips_and_resumes_runs(tmp_path, capsys):
+    args = [*TINY, "--timesteps", "1200", "--checkpoint-every", "400", "--log-dir", str(tmp_path), "--workers", "2"]
+    assert sweep.main(args) == 0
+    out = capsys.readouterr().out
+    assert "sweep of 4 runs (a2c, 1,200 steps each): 4 to start" in out and "sweep: 4 done" in out
+    assert _runs(tmp_path) == {
+        "a2c/Breakout/conv/seed0": "finished",
+        "a2c/Breakout/coordconv/seed0": "finished",
+        "a2c/Pong/conv/seed0": "finished",
+        "a2c/Pong/coordconv/seed0": "finished",
+    }
+    assert all((tmp_path / run / "train.log").exists() for run in _runs(tmp_path))
+
+    # make one run look interrupted after its first checkpoint, and one dead before any checkpoint
+    interrupted = RunDir(tmp_path / "a2c/Pong/conv/seed0")
+    interrupted.write_state("running", 400)
+    (interrupted.final_model_path).unlink()
+    early = RunDir(tmp_path / "a2c/Breakout/coordconv/seed0")
+    early.write_state("running", 0)
+    for path in early.checkpoint_dir.iterdir():
+        path.unlink()
+    assert sweep.main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "1 to resume, 1 to restart, 2 skip" in out
+    assert sweep.main(args) == 0
+    out = capsys.readouterr().out
+    assert "sweep: 2 done, 2 skipped" in out
+    assert set(_runs(tmp_path).values()) == {"finished"}
+    assert "resuming" in (interrupted.path / "train.log").read_text()
+
+
+def test_sweep_refuses_runs_made_with_other_settings(tmp_path, capsys):
+    args = ["--games", "Pong", "--arms", "conv", "--seeds", "0", "--n-envs", "2", "--log-dir", str(tmp_path)]
+    assert sweep.main([*args, "--timesteps", "200"]) == 0
+    model = (tmp_path / "a2c/Pong/conv/seed0/final_model.zip").read_bytes()
+    capsys.readouterr()
+    assert sweep.main([*args, "--timesteps", "400"]) == 2
+    assert "was made with timesteps=200, this sweep asks for 400" in capsys.readouterr().err
+    assert sweep.main([*args, "--timesteps", "200", "--set", "ent_coef=0.02"]) == 2
+    assert "hyperparams" in capsys.readouterr().err
+    assert (tmp_path / "a2c/Pong/conv/seed0/final_model.zip").read_bytes() == model
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--games", "Pnog"], "unknown game 'Pnog'"),
+        (["--arms", "coord"], "unknown arm 'coord'; choose from conv, coordconv"),
+        (["--workers", "0"], "--workers must be at least 1, got 0"),
+        (["--algo", "sac"], "unknown algo 'sac'"),
+    ],
+)
+def test_sweep_bad_input(tmp_path, capsys, args, message):
+    assert sweep.main([*args, "--log-dir", str(tmp_path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="the ray extra is not installed")
+def test_sweep_on_a_local_ray_cluster(tmp_path, capsys, monkeypatch):
+    import ray
+
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray workers import the package from sys.path; make sure they see this checkout.
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": ":".join(sys.path)}})
+    try:
+        args = [*TINY, "--timesteps", "160", "--log-dir", str(tmp_path), "--backend", "ray", "--ray-address", "auto"]
+        assert sweep.main(args) == 0
+    finally:
+        ray.shutdown()
+    assert "sweep: 4 done" in capsys.readouterr().out
+    assert set(_runs(tmp_path).values()) == {"finished"}
+
+
+def test_ray_backend_without_a_cluster_is_a_clear_error(tmp_path, capsys):
+    if importlib.util.find_spec("ray") is None:
+        code = sweep.main(["--games", "Pong", "--log-dir", str(tmp_path), "--backend", "ray"])
+        assert code == 2 and "pip install 'rl-coordconv[ray]'" in capsys.readouterr().err
+        return
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    code = sweep.main(
+        ["--games", "Pong", "--log-dir", str(tmp_path), "--backend", "ray", "--ray-address", "10.255.255.1:1"]
+    )
+    assert code == 2 and "cannot reach a Ray cluster at '10.255.255.1:1'" in capsys.readouterr().err
