@@ -1,0 +1,463 @@
+"""Seed-averaged learning curves, final-score tables and aggregate scores: ``python -m rl_coordconv.plot``.
+
+    python -m rl_coordconv.plot runs --out results/atari
+
+Reads every run's ``config.yaml`` and ``episodes.csv`` under a runs directory and writes
+
+- ``curves.png``: per game, raw return vs frames for each arm: the mean over seeds with a 95%
+  percentile-bootstrap confidence band over seeds, seed counts in the legend, budget in the title;
+- ``aggregate.png``: human-normalised IQM and mean per arm, and the probability of improvement,
+  with 95% stratified-bootstrap confidence intervals;
+- ``report.md``: the final-score table per game × arm (mean of each run's last K games, then the
+  mean over seeds with its 95% CI and n), the per-game comparison, the aggregate, the settings,
+  and every expected run that is missing or unfinished.
+
+Statistics come from ``scipy.stats`` (``bootstrap``, ``trim_mean``); rliable does not import with
+this project's pandas/arch versions. Curves are not smoothed unless ``--smooth`` says so; they
+are always binned (each run's mean return of the games that end in each frame bin), which the
+figure states. Runs whose budgets or settings differ are not averaged together (``--allow-mixed``
+overrides); unfinished runs are left out and listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from rl_coordconv.runs import RunDir, RunStateError, read_episodes
+
+__all__ = ["HUMAN_SCORES", "Run", "aggregate", "bootstrap_ci", "final_scores", "load_runs", "main", "make_report"]
+
+# (random, human) scores, the standard Atari-57 table (Mnih et al. 2015, as used by Wang et al. 2016
+# and DeepMind's DQN Zoo, atari_data.py); only the games this project has reference scores for.
+HUMAN_SCORES: dict[str, tuple[float, float]] = {
+    "Asteroids": (719.1, 47388.7),
+    "BankHeist": (14.2, 753.1),
+    "BeamRider": (363.9, 16926.5),
+    "Breakout": (1.7, 30.5),
+    "MsPacman": (307.3, 6951.6),
+    "Pong": (-20.7, 14.6),
+    "Qbert": (163.9, 13455.0),
+    "Seaquest": (68.4, 42054.7),
+    "SpaceInvaders": (148.0, 1668.7),
+}
+
+_SETTINGS = ("algo", "timesteps", "n_envs", "hyperparams", "env_backend")
+
+
+@dataclass
+class Run:
+    """One run's identity, settings and finished games."""
+
+    path: Path
+    algo: str
+    game: str
+    arm: str
+    seed: int
+    config: dict[str, Any]
+    finished: bool
+    agent_steps: int
+    frames: np.ndarray = field(repr=False)
+    returns: np.ndarray = field(repr=False)
+
+    def settings(self) -> dict[str, Any]:
+        return {key: self.config.get(key) for key in _SETTINGS}
+
+    @property
+    def budget_frames(self) -> int:
+        return int(self.config["timesteps"]) * int(self.config.get("protocol", {}).get("frame_skip", 4))
+
+
+def load_runs(root: Path) -> list[Run]:
+    """Every run directory (holding ``config.yaml``) under ``root``.
+
+    :raises RunStateError: when there is none
+    """
+    if not root.is_dir():
+        raise RunStateError(f"runs directory {root} does not exist")
+    runs = []
+    for config_path in sorted(root.rglob("config.yaml")):
+        run_dir = RunDir(config_path.parent)
+        config = run_dir.read_config()
+        if not {"algo", "game", "seed", "timesteps"} <= set(config):
+            continue
+        rows = list(read_episodes(run_dir.episodes_path)) if run_dir.episodes_path.exists() else []
+        state = run_dir.read_state()
+        runs.append(
+            Run(
+                path=run_dir.path,
+                algo=str(config["algo"]),
+                game=str(config["game"]),
+                arm=str(config.get("arm", "coordconv" if config.get("coordconv") else "conv")),
+                seed=int(config["seed"]),
+                config=config,
+                finished=state.get("status") == "finished",
+                agent_steps=int(state.get("agent_steps", 0)),
+                frames=np.array([float(r["frames"]) for r in rows]),
+                returns=np.array([float(r["return"]) for r in rows]),
+            )
+        )
+    if not runs:
+        raise RunStateError(f"no runs (directories with config.yaml) under {root}")
+    return runs
+
+
+def bootstrap_ci(
+    samples: Sequence[np.ndarray], statistic: Callable[..., Any], seed: int = 0, resamples: int = 5000
+) -> tuple[float, float, float]:
+    """Point estimate and 95% percentile-bootstrap interval of ``statistic(*samples)``.
+
+    Each sample is resampled on its own (a stratified bootstrap when there are several).
+    ``statistic`` takes the samples and an ``axis`` keyword (scipy's vectorised form).
+    With fewer than two values in some sample there is no interval: (x, nan, nan).
+    """
+    point = float(statistic(*samples, axis=-1))
+    if min(len(s) for s in samples) < 2:
+        return point, float("nan"), float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # degenerate (all-equal) resamples are fine here
+        result = stats.bootstrap(
+            tuple(np.asarray(s, dtype=float) for s in samples),
+            statistic,
+            n_resamples=resamples,
+            confidence_level=0.95,
+            method="percentile",
+            vectorized=True,
+            paired=False,
+            rng=np.random.default_rng(seed),
+        )
+    return point, float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def final_scores(runs: list[Run], last_k: int) -> dict[tuple[str, str], np.ndarray]:
+    """(game, arm) → per-seed final score: the mean raw return of each run's last ``last_k`` games."""
+    scores: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for run in sorted(runs, key=lambda r: r.seed):
+        if len(run.returns):
+            scores[(run.game, run.arm)].append(float(run.returns[-last_k:].mean()))
+    return {key: np.array(values) for key, values in scores.items()}
+
+
+def human_normalised(game: str, score: np.ndarray) -> np.ndarray:
+    random, human = HUMAN_SCORES[game]
+    return (score - random) / (human - random)
+
+
+def _iqm(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+    return stats.trim_mean(np.concatenate(samples, axis=axis), 0.25, axis=axis)
+
+
+def _mean(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(np.concatenate(samples, axis=axis), axis=axis)
+
+
+def _probability_of_improvement(*pairs: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Mean over games of P(X > Y) (ties count a half); ``pairs`` alternates X_g, Y_g."""
+    values = []
+    for x, y in zip(pairs[0::2], pairs[1::2], strict=True):
+        x, y = np.moveaxis(x, axis, -1)[..., :, None], np.moveaxis(y, axis, -1)[..., None, :]
+        values.append((x > y).mean(axis=(-2, -1)) + 0.5 * (x == y).mean(axis=(-2, -1)))
+    return np.mean(values, axis=0)
+
+
+def aggregate(scores: dict[tuple[str, str], np.ndarray], arms: list[str], games: list[str]) -> dict[str, Any]:
+    """Human-normalised IQM and mean per arm, and P(arms[1] > arms[0]), with 95% stratified-bootstrap CIs."""
+    usable = [g for g in games if g in HUMAN_SCORES and all((g, a) in scores for a in arms)]
+    result: dict[str, Any] = {"games": usable, "skipped": [g for g in games if g not in usable]}
+    if not usable:
+        return result
+    for arm in arms:
+        per_game = [human_normalised(g, scores[(g, arm)]) for g in usable]
+        result[arm] = {"iqm": bootstrap_ci(per_game, _iqm), "mean": bootstrap_ci(per_game, _mean)}
+    if len(arms) == 2:
+        pairs = []
+        for g in usable:
+            pairs += [scores[(g, arms[1])], scores[(g, arms[0])]]
+        result["p_improvement"] = bootstrap_ci(pairs, _probability_of_improvement)
+    return result
+
+
+def _difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+
+
+def compare(scores: dict[tuple[str, str], np.ndarray], game: str, arms: list[str]) -> tuple[str, tuple[float, ...]]:
+    """Verdict for arms[1] vs arms[0] on one game from the 95% CI of the difference of seed means."""
+    diff = bootstrap_ci([scores[(game, arms[1])], scores[(game, arms[0])]], _difference)
+    if np.isnan(diff[1]):
+        return "cannot tell (too few seeds)", diff
+    if diff[1] > 0:
+        return "better", diff
+    if diff[2] < 0:
+        return "worse", diff
+    return "similar (CI includes 0)", diff
+
+
+def binned_curve(run: Run, edges: np.ndarray) -> np.ndarray:
+    """Mean return of the games ending in each frame bin, the last value carried over empty bins."""
+    index = np.digitize(run.frames, edges[1:-1], right=True)
+    curve = np.full(len(edges) - 1, np.nan)
+    for b in range(len(curve)):
+        mask = index == b
+        if mask.any():
+            curve[b] = run.returns[mask].mean()
+        elif b > 0:
+            curve[b] = curve[b - 1]
+    return curve
+
+
+def _smooth(curve: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1:
+        return curve
+    kernel = np.ones(window) / window
+    padded = np.concatenate([np.full(window - 1, curve[0]), curve])
+    return np.convolve(padded, kernel, mode="valid")
+
+
+def _fmt(ci: tuple[float, ...], digits: int = 1) -> str:
+    point, low, high = ci
+    if np.isnan(low):
+        return f"{point:.{digits}f}"
+    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _budget_label(frames: int) -> str:
+    return f"{frames / 1e6:g}M frames" if frames >= 1e6 else f"{frames / 1e3:g}k frames"
+
+
+def plot_curves(
+    runs: list[Run], games: list[str], arms: list[str], out: Path, bins: int, smooth: int, title: str
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = int(np.ceil(np.sqrt(len(games))))
+    rows = int(np.ceil(len(games) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    budget = max(run.budget_frames for run in runs)
+    edges = np.linspace(0, budget, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    colours = {arm: f"C{i}" for i, arm in enumerate(arms)}
+    for ax, game in zip(axes.flat, games, strict=False):
+        for arm in arms:
+            members = [r for r in runs if r.game == game and r.arm == arm and len(r.returns)]
+            if not members:
+                continue
+            curves = np.array([_smooth(binned_curve(r, edges), smooth) for r in members])
+            mean = np.nanmean(curves, axis=0)
+            ax.plot(centres / 1e6, mean, color=colours[arm], label=f"{arm} (n={len(members)})")
+            if len(members) >= 2:
+                low, high = np.full_like(mean, np.nan), np.full_like(mean, np.nan)
+                for b in range(len(mean)):
+                    column = curves[:, b][~np.isnan(curves[:, b])]
+                    if len(column) >= 2:
+                        _, low[b], high[b] = bootstrap_ci([column], np.mean, seed=b, resamples=1000)
+                ax.fill_between(centres / 1e6, low, high, color=colours[arm], alpha=0.2, linewidth=0)
+        ax.set_title(game)
+        ax.set_xlabel("frames (millions)")
+        ax.set_ylabel("raw return")
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(games) :]:
+        ax.axis("off")
+    smoothing = f", moving average over {smooth} bins" if smooth > 1 else ", no smoothing"
+    fig.suptitle(
+        f"{title}: {_budget_label(budget)} per run; mean over seeds, 95% bootstrap CI over seeds;\n"
+        f"each run binned into {bins} bins of {budget / bins / 1e3:g}k frames{smoothing}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path = out / "curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_aggregate(result: dict[str, Any], arms: list[str], out: Path, title: str) -> Path | None:
+    if not result.get("games"):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("iqm", "IQM"), ("mean", "mean")] + ([("p", "P(improvement)")] if "p_improvement" in result else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 2.6), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels, strict=True):
+        if key == "p":
+            point, low, high = result["p_improvement"]
+            ax.errorbar([point], [0], xerr=[[point - low], [high - point]], fmt="o", capsize=4)
+            ax.axvline(0.5, color="grey", linestyle=":")
+            ax.set_yticks([0], [f"{arms[1]} > {arms[0]}"])
+            ax.set_xlim(0, 1)
+        else:
+            for i, arm in enumerate(arms):
+                point, low, high = result[arm][key]
+                ax.errorbar([point], [i], xerr=[[point - low], [high - point]], fmt="o", color=f"C{i}", capsize=4)
+            ax.set_yticks(range(len(arms)), arms)
+            ax.set_ylim(-0.7, len(arms) - 0.3)
+        ax.set_title(f"{label} (95% CI)", fontsize=9)
+        ax.set_xlabel("human-normalised score" if key != "p" else "probability")
+    fig.suptitle(f"{title}: {len(result['games'])} games, stratified bootstrap over seeds", fontsize=9)
+    fig.tight_layout()
+    path = out / "aggregate.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def check_consistent(runs: list[Run]) -> None:
+    """Refuse to average runs made with different budgets or settings."""
+    reference = runs[0]
+    for run in runs[1:]:
+        mine, theirs = reference.settings(), run.settings()
+        for key in _SETTINGS:
+            if mine[key] != theirs[key]:
+                raise ValueError(
+                    f"runs differ in {key}: {reference.path} has {mine[key]!r}, {run.path} has {theirs[key]!r}; "
+                    "plot them separately or pass --allow-mixed"
+                )
+
+
+def make_report(
+    root: Path,
+    out: Path,
+    last_k: int = 100,
+    bins: int = 50,
+    smooth: int = 1,
+    allow_mixed: bool = False,
+    algo: str | None = None,
+    command: str | None = None,
+) -> Path:
+    """Figures and ``report.md`` for the runs under ``root``; return the report's path."""
+    if last_k < 1 or bins < 1 or smooth < 1:
+        raise ValueError(f"--last-k, --bins and --smooth must be positive, got {last_k}, {bins}, {smooth}")
+    all_runs = load_runs(root)
+    if algo is not None:
+        all_runs = [r for r in all_runs if r.algo == algo]
+        if not all_runs:
+            raise RunStateError(f"no {algo} runs under {root}")
+    algos = sorted({r.algo for r in all_runs})
+    if len(algos) > 1:
+        raise ValueError(f"runs of several algorithms under {root} ({', '.join(algos)}); pick one with --algo")
+    unfinished = [r for r in all_runs if not r.finished]
+    runs = [r for r in all_runs if r.finished]
+    if not runs:
+        raise RunStateError(f"no finished run under {root} ({len(unfinished)} unfinished)")
+    if not allow_mixed:
+        check_consistent(runs)
+    games = sorted({r.game for r in runs}, key=lambda g: g.lower())
+    arms = sorted({r.arm for r in runs}, key=lambda a: (a != "conv", a))
+    seeds = sorted({r.seed for r in all_runs})
+    present = {(r.game, r.arm, r.seed) for r in runs}
+    missing = [(g, a, s) for g in games for a in arms for s in seeds if (g, a, s) not in present]
+    out.mkdir(parents=True, exist_ok=True)
+
+    scores = final_scores(runs, last_k)
+    title = f"{algos[0].upper()} on Atari"
+    curves = plot_curves(runs, games, arms, out, bins, smooth, title)
+    agg = aggregate(scores, arms, games)
+    agg_path = plot_aggregate(agg, arms, out, title)
+
+    budget = max(r.budget_frames for r in runs)
+    lines = [
+        f"# {title}: conv vs CoordConv, {_budget_label(budget)} per run",
+        "",
+        f"Made by `{command or 'python -m rl_coordconv.plot'}` from {len(runs)} finished runs under `{root}`.",
+        "",
+        f"![learning curves]({curves.name})",
+        "",
+        f"Final score: the mean raw return of each run's last {last_k} games, then the mean over seeds"
+        " with its 95% percentile-bootstrap CI over seeds and the number of seeds n. Verdict: the"
+        " 95% bootstrap CI of the difference of seed means excludes 0 (better / worse) or not.",
+        "",
+    ]
+    header = "| game | " + " | ".join(f"{arm} [95% CI] (n)" for arm in arms)
+    if len(arms) == 2:
+        header += f" | {arms[1]} − {arms[0]} [95% CI] | verdict"
+    lines += [header + " |", "|---" * (len(arms) + 1 + 2 * (len(arms) == 2)) + "|"]
+    for game in games:
+        row = [game]
+        for arm in arms:
+            values = scores.get((game, arm))
+            row.append("–" if values is None else f"{_fmt(bootstrap_ci([values], np.mean))} ({len(values)})")
+        if len(arms) == 2 and all((game, a) in scores for a in arms):
+            verdict, diff = compare(scores, game, arms)
+            row += [_fmt(diff), verdict]
+        elif len(arms) == 2:
+            row += ["–", "missing runs"]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    if agg.get("games"):
+        lines += [
+            f"## Aggregate over {len(agg['games'])} games (human-normalised)",
+            "",
+            "Human-normalised score = (score − random) / (human − random), with the random and human"
+            " scores of the standard Atari-57 table (Mnih et al. 2015, as in Wang et al. 2016 and"
+            " DeepMind's DQN Zoo). IQM = mean of the middle 50% of all run × game scores. CIs: 95%"
+            " stratified bootstrap (seeds resampled within each game), scipy.stats.bootstrap.",
+            "",
+            "| arm | IQM [95% CI] | mean [95% CI] |",
+            "|---|---|---|",
+        ]
+        for arm in arms:
+            lines.append(f"| {arm} | {_fmt(agg[arm]['iqm'], 3)} | {_fmt(agg[arm]['mean'], 3)} |")
+        if "p_improvement" in agg:
+            lines += ["", f"P({arms[1]} > {arms[0]}) = {_fmt(agg['p_improvement'], 2)}"]
+        if agg_path is not None:
+            lines += ["", f"![aggregate]({agg_path.name})"]
+        if agg["skipped"]:
+            lines += ["", f"Not in the aggregate (no reference scores or a missing arm): {', '.join(agg['skipped'])}."]
+        lines.append("")
+    settings = runs[0].settings()
+    lines += ["## Settings", ""]
+    lines += [f"- {key}: `{settings[key]}`" for key in _SETTINGS]
+    lines += [f"- seeds: {', '.join(map(str, seeds))}", ""]
+    if missing or unfinished:
+        lines += ["## Missing and unfinished runs", ""]
+        lines += [f"- missing: {g}/{a}/seed{s}" for g, a, s in missing]
+        lines += [f"- unfinished ({r.agent_steps:,} steps), left out: {r.path}" for r in unfinished]
+        lines.append("")
+    report = out / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m rl_coordconv.plot",
+        description="Seed-averaged curves (95% bootstrap CIs), final-score tables and human-normalised aggregates.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("runs_dir", type=Path, help="a runs directory, e.g. runs/ or results/atari/runs/")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the figures and report.md")
+    parser.add_argument("--algo", default=None, help="only this algorithm's runs")
+    parser.add_argument("--last-k", type=int, default=100, help="games at the end of a run that make its final score")
+    parser.add_argument("--bins", type=int, default=50, help="frame bins of the learning curves")
+    parser.add_argument("--smooth", type=int, default=1, help="moving average over this many bins (1: none)")
+    parser.add_argument("--allow-mixed", action="store_true", help="average runs with different settings anyway")
+    args = parser.parse_args(argv)
+    command = "python -m rl_coordconv.plot " + " ".join(sys.argv[1:] if argv is None else argv)
+    try:
+        report = make_report(
+            args.runs_dir, args.out, args.last_k, args.bins, args.smooth, args.allow_mixed, args.algo, command
+        )
+    except (ValueError, RunStateError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {report} and figures in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""plot: tables that match known means, CIs that cover the truth, refusal to mix budgets."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import yaml
+
+from rl_coordconv import plot
+from rl_coordconv.plot import HUMAN_SCORES, aggregate, bootstrap_ci, final_scores, load_runs
+
+TRUE_MEAN = {
+    ("Pong", "conv"): -5.0,
+    ("Pong", "coordconv"): 8.0,
+    ("Breakout", "conv"): 30.0,
+    ("Breakout", "coordconv"): 31.0,
+}
+
+
+def write_run(root, game, arm, seed, timesteps=1000, finished=True, mean=None, games=300, seed_sd=1.0):
+    path = root / "a2c" / game / arm / f"seed{seed}"
+    path.mkdir(parents=True)
+    config = {
+        "algo": "a2c", "game": game, "arm": arm, "coordconv": arm != "conv", "seed": seed,
+        "timesteps": timesteps, "n_envs": 16, "env_backend": "ale", "hyperparams": {"n_steps": 5},
+        "protocol": {"frame_skip": 4},
+    }  # fmt: skip
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    rng = np.random.default_rng(hash((game, arm, seed)) % 2**32)
+    mu = TRUE_MEAN[(game, arm)] if mean is None else mean
+    run_mean = mu + rng.normal(0, seed_sd)  # each seed has its own level around the true mean
+    steps = np.sort(rng.integers(1, timesteps + 1, games))
+    returns = np.round(run_mean + rng.normal(0, 3, games), 1)
+    rows = ["agent_step,frames,wall_time,return,length"]
+    rows += [f"{s},{4 * s},{s / 100:.3f},{r:g},{50}" for s, r in zip(steps, returns, strict=True)]
+    (path / "episodes.csv").write_text("\n".join(rows) + "\n")
+    state = {"status": "finished" if finished else "running", "agent_steps": timesteps if finished else timesteps // 2}
+    (path / "state.json").write_text(json.dumps(state))
+    return path, returns
+
+
+def make_grid(root, seeds=range(5)):
+    written = {}
+    for game, arm in TRUE_MEAN:
+        for seed in seeds:
+            written[(game, arm, seed)] = write_run(root, game, arm, seed)[1]
+    return written
+
+
+def test_report_table_matches_the_data_and_cis_cover_the_truth(tmp_path):
+    written = make_grid(tmp_path / "runs")
+    report = plot.make_report(tmp_path / "runs", tmp_path / "out", last_k=50).read_text()
+    assert (tmp_path / "out" / "curves.png").stat().st_size > 10_000
+    assert (tmp_path / "out" / "aggregate.png").exists()
+    for (game, arm), truth in TRUE_MEAN.items():
+        per_seed = [written[(game, arm, s)][-50:].mean() for s in range(5)]
+        row = next(line for line in report.splitlines() if line.startswith(f"| {game} |"))
+        cells = row.split(" | ")
+        cell = cells[1 if arm == "conv" else 2]
+        point, low, high = map(float, re.findall(r"-?\d+\.\d+", cell)[:3])
+        assert point == pytest.approx(np.mean(per_seed), abs=0.051) and cell.endswith("(5)")
+        assert low <= truth <= high, f"{game}/{arm}: 95% CI [{low}, {high}] misses the true mean {truth}"
+    assert "| Pong |" in report and "better" in next(line for line in report.splitlines() if "| Pong |" in line)
+    assert "P(coordconv > conv)" in report and "IQM" in report
+
+
+def test_bootstrap_ci_is_a_real_interval_and_needs_two_values():
+    rng = np.random.default_rng(0)
+    covered = 0
+    for trial in range(100):
+        sample = rng.normal(10.0, 2.0, 20)
+        _, low, high = bootstrap_ci([sample], np.mean, seed=trial, resamples=1000)
+        covered += low <= 10.0 <= high
+    assert 88 <= covered <= 99  # about 95% coverage: a CI, not a ±1 SD band (~68%) nor min–max
+    point, low, high = bootstrap_ci([np.array([3.0])], np.mean)
+    assert point == 3.0 and np.isnan(low) and np.isnan(high)
+
+
+def test_aggregate_is_human_normalised_and_stratified(tmp_path):
+    make_grid(tmp_path / "runs")
+    scores = final_scores(load_runs(tmp_path / "runs"), last_k=50)
+    result = aggregate(scores, ["conv", "coordconv"], ["Breakout", "Pong"])
+    random, human = HUMAN_SCORES["Pong"]
+    pong = (scores[("Pong", "coordconv")] - random) / (human - random)
+    breakout = (scores[("Breakout", "coordconv")] - 1.7) / (30.5 - 1.7)
+    assert result["coordconv"]["mean"][0] == pytest.approx(np.concatenate([pong, breakout]).mean())
+    point, low, high = result["p_improvement"]
+    assert 0.5 < point <= 1.0 and low <= point <= high  # coordconv is much better on Pong, tied on Breakout
+
+
+def test_mixed_budgets_are_refused_unless_allowed(tmp_path, capsys):
+    make_grid(tmp_path / "runs", seeds=range(2))
+    write_run(tmp_path / "runs", "Pong", "conv", 7, timesteps=2000)
+    assert plot.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "runs differ in timesteps" in err and "--allow-mixed" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+    assert plot.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--allow-mixed"]) == 0
+
+
+def test_missing_and_unfinished_runs_are_listed_not_dropped(tmp_path):
+    make_grid(tmp_path / "runs", seeds=range(3))
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs/a2c/Breakout/coordconv/seed2")
+    (tmp_path / "runs/a2c/Pong/conv/seed1/state.json").write_text(json.dumps({"status": "running", "agent_steps": 500}))
+    report = plot.make_report(tmp_path / "runs", tmp_path / "out").read_text()
+    assert "- missing: Breakout/coordconv/seed2" in report
+    assert "- missing: Pong/conv/seed1" in report
+    assert "unfinished (500 steps), left out:" in report and "Pong/conv/seed1" in report
+
+
+def test_smoothing_is_off_by_default_and_said_when_on(tmp_path):
+    make_grid(tmp_path / "runs", seeds=range(2))
+    runs = load_runs(tmp_path / "runs")
+    edges = np.linspace(0, 4000, 11)
+    curve = plot.binned_curve(runs[0], edges)
+    assert np.array_equal(plot._smooth(curve, 1), curve)
+    assert not np.array_equal(plot._smooth(curve, 3), curve)
+
+
+@pytest.mark.parametrize(
+    "setup,args,message",
+    [
+        ("none", [], "does not exist"),
+        ("empty", [], "no runs (directories with config.yaml)"),
+        ("grid", ["--last-k", "0"], "must be positive"),
+        ("grid", ["--algo", "ppo"], "no ppo runs"),
+    ],
+)
+def test_bad_input(tmp_path, capsys, setup, args, message):
+    root = tmp_path / "runs"
+    if setup == "empty":
+        root.mkdir()
+    elif setup == "grid":
+        make_grid(root, seeds=range(2))
+    assert plot.main([str(root), "--out", str(tmp_path / "out"), *args]) == 2
+    assert message in capsys.readouterr().err
