@@ -157,3 +157,24 @@ def test_q_heads_sit_directly_on_the_features(algo):
     stock = cls("CnnPolicy", _small_image_env(), **kwargs)
     ours = cls("CnnPolicy", _small_image_env(), policy_kwargs=atari_policy_kwargs(algo), **kwargs)
     assert n_params(ours.policy) == n_params(stock.policy)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(), dict(coordconv=True), dict(coordconv=True, with_r=True), dict(coordconv=True, coord_layers="all")],
+    ids=["conv", "coordconv", "coordconv_r", "coordconv_all"],
+)
+def test_replayed_backward_equals_autograd(options):
+    torch.manual_seed(0)
+    model = AtariCNN(ATARI_SPACE, **options).double()
+    x = torch.rand(6, 4, 84, 84, dtype=torch.float64)
+    grad = torch.randn(6, 512, dtype=torch.float64)
+    model(x).backward(grad)
+    expected = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        features, cache = model.forward_cached(x)
+    torch.testing.assert_close(features, model(x).detach())
+    model.backward_cached(x, cache, features, grad)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, expected[name], rtol=1e-9, atol=1e-10, msg=name)

@@ -7,6 +7,9 @@ with ``stable_baselines3.A2C.load`` too). For image observations it replaces SB3
 - converts each observation once (uint8 → float / 255, channels-last) into a rollout tensor that
   the update then trains on directly, instead of copying it into a numpy buffer, back into a
   tensor, and re-normalising it;
+- with :class:`~rl_coordconv.extractors.AtariCNN`, keeps the activations of the forward passes it
+  ran to act and trains from them (:meth:`AtariCNN.backward_cached`): the policy does not change
+  during a rollout, so the update's forward pass would recompute exactly these;
 - hands actions to the env with ``step_async`` and does its bookkeeping while the emulator's C++
   threads step, before ``step_wait``.
 
@@ -29,6 +32,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv
+
+from rl_coordconv.extractors import AtariCNN
 
 __all__ = ["A2C", "A2C_DEFAULTS", "A2C_N_ENVS", "A2C_TIMESTEPS"]
 
@@ -61,6 +66,8 @@ class _Rollout:
         self.actions = torch.empty((n_steps, n_envs), dtype=torch.long, device=device)
         self.values = torch.empty((n_steps, n_envs), device=device)
         self.log_probs = torch.empty((n_steps, n_envs), device=device)
+        self.features: torch.Tensor | None = None  # AtariCNN outputs and activations, filled lazily
+        self.cache: list[torch.Tensor] = []
         self.rewards = np.zeros((n_steps, n_envs), dtype=np.float32)
         self.episode_starts = np.zeros((n_steps, n_envs), dtype=np.float32)
         self.returns = np.zeros((n_steps, n_envs), dtype=np.float32)
@@ -68,6 +75,24 @@ class _Rollout:
 
     def obs_slot(self, step: int) -> torch.Tensor:
         return self.observations[step * self.n_envs : (step + 1) * self.n_envs]
+
+    def store_activations(self, step: int, features: torch.Tensor, cache: list[torch.Tensor]) -> None:
+        if self.features is None:
+            total = self.n_steps * self.n_envs
+            self.features = features.new_empty((total, *features.shape[1:]))
+            self.cache = [
+                torch.empty_like(t[:1].expand(total, *t.shape[1:]).contiguous(memory_format=_format(t))) for t in cache
+            ]
+        rows = slice(step * self.n_envs, (step + 1) * self.n_envs)
+        self.features[rows] = features
+        for stored, value in zip(self.cache, cache, strict=True):
+            stored[rows] = value
+
+
+def _format(t: torch.Tensor) -> torch.memory_format:
+    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 class A2C(SB3A2C):
@@ -87,9 +112,15 @@ class A2C(SB3A2C):
 
     def _heads(self, observations: torch.Tensor) -> tuple[Any, torch.Tensor]:
         """Action distribution and values for observations already scaled to [0, 1]."""
+        return self._heads_from_features(self.policy.features_extractor(observations))
+
+    def _heads_from_features(self, features: torch.Tensor) -> tuple[Any, torch.Tensor]:
         policy = self.policy
-        latent_pi, latent_vf = policy.mlp_extractor(policy.features_extractor(observations))
+        latent_pi, latent_vf = policy.mlp_extractor(features)
         return policy._get_action_dist_from_latent(latent_pi), policy.value_net(latent_vf).flatten()
+
+    def _replays_activations(self) -> bool:
+        return isinstance(self.policy.features_extractor, AtariCNN)
 
     @staticmethod
     def _scale_into(slot: torch.Tensor, obs: np.ndarray) -> torch.Tensor:
@@ -112,7 +143,14 @@ class A2C(SB3A2C):
         for step in range(n_rollout_steps):
             slot = self._scale_into(rollout.obs_slot(step), self._last_obs)  # type: ignore[arg-type]
             with torch.no_grad():
-                distribution, values = self._heads(slot)
+                extractor = self.policy.features_extractor
+                if self._replays_activations():
+                    assert isinstance(extractor, AtariCNN)
+                    features, cache = extractor.forward_cached(slot)
+                    rollout.store_activations(step, features, cache)
+                    distribution, values = self._heads_from_features(features)
+                else:
+                    distribution, values = self._heads(slot)
                 actions = distribution.get_actions()
                 log_probs = distribution.log_prob(actions)
             env.step_async(actions.cpu().numpy())
@@ -168,7 +206,13 @@ class A2C(SB3A2C):
         rollout = self._rollout
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        distribution, values = self._heads(rollout.observations)
+        features = None
+        if self._replays_activations() and rollout.features is not None:
+            # the forward pass that acted, with these very weights: train from its activations
+            features = rollout.features.detach().requires_grad_(True)
+            distribution, values = self._heads_from_features(features)
+        else:
+            distribution, values = self._heads(rollout.observations)
         actions = rollout.actions.flatten()
         log_prob = distribution.log_prob(actions)
         entropy = distribution.entropy()
@@ -182,6 +226,10 @@ class A2C(SB3A2C):
         loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
         self.policy.optimizer.zero_grad()
         loss.backward()
+        if features is not None:
+            extractor = self.policy.features_extractor
+            assert isinstance(extractor, AtariCNN) and features.grad is not None and rollout.features is not None
+            extractor.backward_cached(rollout.observations, rollout.cache, rollout.features, features.grad)
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
         self.policy.optimizer.step()
 
