@@ -22,6 +22,7 @@ overrides); unfinished runs are left out and listed.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import warnings
 from collections import defaultdict
@@ -35,7 +36,17 @@ from scipy import stats
 
 from rl_coordconv.runs import RunDir, RunStateError, read_episodes
 
-__all__ = ["HUMAN_SCORES", "Run", "aggregate", "bootstrap_ci", "final_scores", "load_runs", "main", "make_report"]
+__all__ = [
+    "HUMAN_SCORES",
+    "Run",
+    "aggregate",
+    "bootstrap_ci",
+    "export_runs",
+    "final_scores",
+    "load_runs",
+    "main",
+    "make_report",
+]
 
 # (random, human) scores, the standard Atari-57 table (Mnih et al. 2015, as used by Wang et al. 2016
 # and DeepMind's DQN Zoo, atari_data.py); only the games this project has reference scores for.
@@ -433,6 +444,28 @@ def make_report(
     return report
 
 
+SMALL_ARTEFACTS = ("config.yaml", "episodes.csv", "state.json")
+
+
+def export_runs(root: Path, destination: Path) -> int:
+    """Copy every *finished* run's small artefacts (config, episodes, state) into ``destination``.
+
+    Keeps the ``<algo>/<Game>/<arm>/seed<N>`` layout and leaves out checkpoints, models and
+    TensorBoard files, so the copy can be committed and plotted again. Returns the runs copied.
+    """
+    copied = 0
+    for run in load_runs(root):
+        if not run.finished:
+            continue
+        target = destination / run.path.relative_to(root)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in SMALL_ARTEFACTS:
+            if (run.path / name).exists():
+                shutil.copyfile(run.path / name, target / name)
+        copied += 1
+    return copied
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rl_coordconv.plot",
@@ -446,12 +479,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bins", type=int, default=50, help="frame bins of the learning curves")
     parser.add_argument("--smooth", type=int, default=1, help="moving average over this many bins (1: none)")
     parser.add_argument("--allow-mixed", action="store_true", help="average runs with different settings anyway")
+    parser.add_argument("--export", type=Path, default=None, help="also copy finished runs' config/episodes/state here")
     args = parser.parse_args(argv)
     command = "python -m rl_coordconv.plot " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
         report = make_report(
             args.runs_dir, args.out, args.last_k, args.bins, args.smooth, args.allow_mixed, args.algo, command
         )
+        if args.export is not None:
+            print(f"copied {export_runs(args.runs_dir, args.export)} finished runs' small artefacts to {args.export}")
     except (ValueError, RunStateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
