@@ -349,8 +349,14 @@ def make_report(
     allow_mixed: bool = False,
     algo: str | None = None,
     command: str | None = None,
+    expect_games: list[str] | None = None,
+    expect_seeds: list[int] | None = None,
 ) -> Path:
-    """Figures and ``report.md`` for the runs under ``root``; return the report's path."""
+    """Figures and ``report.md`` for the runs under ``root``; return the report's path.
+
+    ``expect_games`` / ``expect_seeds`` declare the planned grid, so that runs not (yet) made are
+    listed as missing; by default the grid is the games and seeds found.
+    """
     if last_k < 1 or bins < 1 or smooth < 1:
         raise ValueError(f"--last-k, --bins and --smooth must be positive, got {last_k}, {bins}, {smooth}")
     all_runs = load_runs(root)
@@ -367,16 +373,17 @@ def make_report(
         raise RunStateError(f"no finished run under {root} ({len(unfinished)} unfinished)")
     if not allow_mixed:
         check_consistent(runs)
-    games = sorted({r.game for r in runs}, key=lambda g: g.lower())
+    found = {r.game for r in runs}
+    games = sorted(found | set(expect_games or ()), key=lambda g: g.lower())
     arms = sorted({r.arm for r in runs}, key=lambda a: (a != "conv", a))
-    seeds = sorted({r.seed for r in all_runs})
-    present = {(r.game, r.arm, r.seed) for r in runs}
+    seeds = sorted({r.seed for r in all_runs} | set(expect_seeds or ()))
+    present = {(r.game, r.arm, r.seed) for r in all_runs}
     missing = [(g, a, s) for g in games for a in arms for s in seeds if (g, a, s) not in present]
     out.mkdir(parents=True, exist_ok=True)
 
     scores = final_scores(runs, last_k)
     title = f"{algos[0].upper()} on Atari"
-    curves = plot_curves(runs, games, arms, out, bins, smooth, title)
+    curves = plot_curves(runs, [g for g in games if g in found], arms, out, bins, smooth, title)
     agg = aggregate(scores, arms, games)
     agg_path = plot_aggregate(agg, arms, out, title)
 
@@ -425,6 +432,13 @@ def make_report(
             lines.append(f"| {arm} | {_fmt(agg[arm]['iqm'], 3)} | {_fmt(agg[arm]['mean'], 3)} |")
         if "p_improvement" in agg:
             lines += ["", f"P({arms[1]} > {arms[0]}) = {_fmt(agg['p_improvement'], 2)}"]
+        if any(len(scores[(g, a)]) < 2 for g in agg["games"] for a in arms):
+            lines += [
+                "",
+                "Some games have a single seed: no interval is shown where one cannot be computed, and"
+                " with one seed per game the aggregate and P(improvement) are point estimates that say"
+                " nothing about seed-to-seed variability.",
+            ]
         if agg_path is not None:
             lines += ["", f"![aggregate]({agg_path.name})"]
         if agg["skipped"]:
@@ -480,11 +494,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smooth", type=int, default=1, help="moving average over this many bins (1: none)")
     parser.add_argument("--allow-mixed", action="store_true", help="average runs with different settings anyway")
     parser.add_argument("--export", type=Path, default=None, help="also copy finished runs' config/episodes/state here")
+    parser.add_argument("--games", nargs="+", default=None, help="the planned games (or atari9): list missing runs")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="the planned seeds: list missing runs")
     args = parser.parse_args(argv)
     command = "python -m rl_coordconv.plot " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
+        expect_games = None
+        if args.games is not None:
+            from rl_coordconv.envs import resolve_games  # imports ALE: only when asked
+
+            expect_games = resolve_games(args.games)
         report = make_report(
-            args.runs_dir, args.out, args.last_k, args.bins, args.smooth, args.allow_mixed, args.algo, command
+            args.runs_dir,
+            args.out,
+            args.last_k,
+            args.bins,
+            args.smooth,
+            args.allow_mixed,
+            args.algo,
+            command,
+            expect_games=expect_games,
+            expect_seeds=args.seeds,
         )
         if args.export is not None:
             print(f"copied {export_runs(args.runs_dir, args.export)} finished runs' small artefacts to {args.export}")

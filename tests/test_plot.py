@@ -110,8 +110,23 @@ def test_missing_and_unfinished_runs_are_listed_not_dropped(tmp_path):
     (tmp_path / "runs/a2c/Pong/conv/seed1/state.json").write_text(json.dumps({"status": "running", "agent_steps": 500}))
     report = plot.make_report(tmp_path / "runs", tmp_path / "out").read_text()
     assert "- missing: Breakout/coordconv/seed2" in report
-    assert "- missing: Pong/conv/seed1" in report
+    assert "- missing: Pong/conv/seed1" not in report  # it exists: listed as unfinished instead
     assert "unfinished (500 steps), left out:" in report and "Pong/conv/seed1" in report
+
+
+def test_the_planned_grid_lists_runs_not_yet_made(tmp_path, capsys):
+    make_grid(tmp_path / "runs", seeds=[0])
+    out = tmp_path / "out"
+    args = [str(tmp_path / "runs"), "--out", str(out), "--games", "atari9", "--seeds", "0", "1"]
+    assert plot.main(args) == 0
+    report = (out / "report.md").read_text()
+    assert "- missing: Pong/conv/seed1" in report and "- missing: Qbert/coordconv/seed0" in report
+    assert "- missing: Pong/conv/seed0" not in report
+    assert "| Qbert | – | – | – | missing runs |" in report
+    assert "single seed" in report  # one seed per game: point estimates, said so
+    assert plot.main([str(tmp_path / "runs"), "--out", str(out), "--games", "Pnog"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Pnog" in err and "\n" not in err
 
 
 def test_smoothing_is_off_by_default_and_said_when_on(tmp_path):
