@@ -22,6 +22,7 @@ import io
 import json
 import os
 import platform
+import random
 import subprocess
 import tempfile
 import time
@@ -42,6 +43,8 @@ __all__ = [
     "atomic_write_text",
     "environment_report",
     "read_episodes",
+    "rng_state",
+    "set_rng_state",
 ]
 
 EPISODE_COLUMNS = ("agent_step", "frames", "wall_time", "return", "length")
@@ -104,6 +107,33 @@ def environment_report() -> dict[str, Any]:
         "versions": versions,
         "git_commit": _git_commit(),
     }
+
+
+def rng_state() -> dict[str, Any]:
+    """The python, numpy and torch (and CUDA) global RNG states, for a checkpoint."""
+    import numpy as np
+    import torch
+
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the global RNG states saved by :func:`rng_state`."""
+    import numpy as np
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class EpisodeLog:

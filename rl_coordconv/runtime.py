@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
+from types import ModuleType
 
 import torch
 
-__all__ = ["resolve_device", "tune_malloc"]
+__all__ = ["connect_ray", "resolve_device", "tune_malloc"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -52,3 +54,30 @@ def resolve_device(device: str) -> torch.device:
         return torch.device(device)
     except RuntimeError as error:
         raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from error
+
+
+def connect_ray(address: str | None) -> ModuleType:
+    """Import Ray (an optional extra) and join the cluster at ``address``.
+
+    :param address: ``auto`` (the cluster this node belongs to), ``local`` or None (start a Ray
+        instance on this machine), ``host:port`` or ``ray://host:10001``; ignored when this
+        process is connected already
+    :return: the ``ray`` module, connected
+    :raises ValueError: Ray is not installed, or the cluster cannot be reached (one line)
+    """
+    try:
+        import ray
+    except ImportError as error:
+        raise ValueError("--backend ray needs the ray extra: pip install 'rl-coordconv[ray]'") from error
+    try:
+        if address in (None, "local"):
+            # Ray starts its workers at nice 15, so on one machine a busy driver (Ape-X's learner)
+            # or any other job would starve them of the cores they were given; here they do the work.
+            os.environ.setdefault("RAY_worker_niceness", "0")
+            ray.init(ignore_reinit_error=True, log_to_driver=False)
+        else:
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        first_line = next(iter(str(error).strip().splitlines()), type(error).__name__)
+        raise ValueError(f"cannot reach a Ray cluster at {address!r}: {first_line}") from error
+    return ray

@@ -29,6 +29,7 @@ from typing import Any
 from rl_coordconv.agents import algo_spec, parse_overrides
 from rl_coordconv.envs import resolve_games
 from rl_coordconv.runs import RunDir, RunStateError
+from rl_coordconv.runtime import connect_ray
 from rl_coordconv.train import TrainConfig, arm_name, parse_steps, resolve_config
 
 __all__ = ["ARMS", "Cell", "launch", "main", "plan", "run_local", "run_ray"]
@@ -234,17 +235,7 @@ def _ray_task(config: TrainConfig, overrides: dict[str, Any]) -> int:
 
 def run_ray(cells: list[Cell], address: str | None, gpus_per_run: float | None = None) -> int:
     """Submit every cell as a Ray task to the cluster at ``address`` (``auto``: the one this node is in)."""
-    try:
-        import ray
-    except ImportError as error:
-        raise ValueError("--backend ray needs the ray extra: pip install 'rl-coordconv[ray]'") from error
-    try:
-        if address in (None, "local"):
-            ray.init(ignore_reinit_error=True, log_to_driver=False)
-        else:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise ValueError(f"cannot reach a Ray cluster at {address!r}: {error}") from error
+    ray = connect_ray(address)
     if gpus_per_run is None:
         gpus_per_run = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
     task = ray.remote(num_cpus=1, num_gpus=gpus_per_run, max_retries=2)(_ray_task)

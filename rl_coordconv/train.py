@@ -3,6 +3,7 @@
     python -m rl_coordconv.train --algo a2c --game Pong --coordconv
     python -m rl_coordconv.train --algo a2c --game Breakout --timesteps 2M --seed 1
     python -m rl_coordconv.train --algo a2c --game Pong --coordconv --resume
+    python -m rl_coordconv.train --algo apex --game Pong --coordconv --actors 4 [--backend ray]
 
 A run writes ``runs/<algo>/<Game>/<conv|coordconv>/seed<N>/`` (see :mod:`rl_coordconv.runs`);
 ``tensorboard --logdir runs`` shows it while it trains.
@@ -18,7 +19,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import io
-import random
 import re
 import shlex
 import shutil
@@ -38,12 +38,15 @@ from rl_coordconv.agents import ALGOS, algo_spec, load_model, make_model, parse_
 from rl_coordconv.envs import ATARI_PROTOCOL, BACKENDS, canonical_game, make_atari_vec_env
 from rl_coordconv.extractors import AtariCNN, resolve_coord_layers
 from rl_coordconv.runs import (
+    Checkpoint,
     EpisodeLog,
     RunDir,
     RunRecorder,
     RunStateError,
     atomic_write_bytes,
     environment_report,
+    rng_state,
+    set_rng_state,
 )
 from rl_coordconv.runtime import resolve_device, tune_malloc
 
@@ -199,31 +202,12 @@ def _coord_weight_ratio(model: BaseAlgorithm) -> float | None:
     return None if extractor is None else extractor.coord_weight_ratio()
 
 
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def save_checkpoint(model: BaseAlgorithm, run: RunDir, recorder: RunRecorder) -> None:
     """Model + optimizer (SB3 zip) and step, RNG states and wall time, atomically."""
     buffer = io.BytesIO()
     model.save(buffer)
     state = io.BytesIO()
-    torch.save({"step": model.num_timesteps, "rng": _rng_state(), "wall_time": recorder.elapsed()}, state)
+    torch.save({"step": model.num_timesteps, "rng": rng_state(), "wall_time": recorder.elapsed()}, state)
     run.save_checkpoint(model.num_timesteps, buffer.getvalue(), state.getvalue())
     run.write_state("running", model.num_timesteps)
 
@@ -265,24 +249,77 @@ def resolve_config(config: TrainConfig, stored: dict[str, Any] | None = None) ->
     return config
 
 
-def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, command: str | None = None) -> RunDir:
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    overwrite: bool = False,
+    command: str | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+) -> RunDir:
     """Run (or resume) one training run and return its directory.
 
     :param config: the run; unset timesteps / n_envs / hyperparams take the algorithm's defaults
     :param resume: continue an interrupted run from its latest checkpoint
     :param overwrite: delete whatever is in the run directory and start over
     :param command: the command line, recorded in ``config.yaml``
+    :param backend: where Ape-X's actors run: ``local`` processes or ``ray``
+    :param ray_address: the Ray cluster for ``backend="ray"`` (default ``auto``)
     :raises ValueError: bad settings
     :raises RunStateError: a finished run without ``overwrite``, nothing to resume, a corrupt checkpoint
     """
     if resume and overwrite:
         raise ValueError("--resume and --overwrite contradict each other; pick one")
+    if config.algo != "apex" and (backend != "local" or ray_address is not None):
+        raise ValueError("--backend and --ray-address are for --algo apex; sweep --backend ray runs other algos on Ray")
     run = RunDir(config.run_dir().path)
     with run.lock():
-        return _train_locked(run, config, resume, overwrite, command)
+        return _train_locked(run, config, resume, overwrite, command, backend, ray_address)
 
 
-def _train_locked(run: RunDir, config: TrainConfig, resume: bool, overwrite: bool, command: str | None) -> RunDir:
+def _prepare_run_dir(
+    run: RunDir,
+    config: TrainConfig,
+    checkpoint: Checkpoint | None,
+    overwrite: bool,
+    command: str | None,
+    **extra: Any,
+) -> None:
+    """Clear the directory for ``--overwrite``; record the config of a run that starts (not resumes)."""
+    if overwrite and run.path.exists():
+        shutil.rmtree(run.path)
+    run.path.mkdir(parents=True, exist_ok=True)
+    if checkpoint is None:
+        record = {**asdict(config), "arm": config.arm, "protocol": asdict(ATARI_PROTOCOL), **extra}
+        record.update(command=command, package_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        record.update(environment_report())
+        run.write_config(record)
+        run.write_state("running", 0)
+
+
+def _resume_from(run: RunDir, checkpoint: Checkpoint, state: dict[str, Any]) -> float:
+    """Restore the RNGs of a loaded checkpoint and drop the games logged after it; return its wall time."""
+    set_rng_state(state["rng"])
+    EpisodeLog.truncate_after(run.episodes_path, checkpoint.step)
+    print(f"resuming {run.path} at step {checkpoint.step:,}")
+    return float(state["wall_time"])
+
+
+def _summary(run: RunDir, steps: int, recorder: RunRecorder) -> None:
+    recent = recorder.recent_returns[-10:]
+    summary = f"mean return of the last {len(recent)} games {np.mean(recent):.1f}" if recent else "no game finished"
+    print(f"finished {run.path}: {steps:,} steps in {recorder.elapsed() / 60:.1f} min, {summary}")
+
+
+def _train_locked(
+    run: RunDir,
+    config: TrainConfig,
+    resume: bool,
+    overwrite: bool,
+    command: str | None,
+    backend: str,
+    ray_address: str | None,
+) -> RunDir:
     status = run.status()
     stored = None
     if resume:
@@ -303,15 +340,9 @@ def _train_locked(run: RunDir, config: TrainConfig, resume: bool, overwrite: boo
             checkpoint = run.latest_checkpoint()
         except RunStateError as error:
             raise RunStateError(f"cannot resume: {error}; --overwrite starts the run over") from error
-    if overwrite and run.path.exists():
-        shutil.rmtree(run.path)
-    run.path.mkdir(parents=True, exist_ok=True)
-    if checkpoint is None:
-        record = {**asdict(config), "arm": config.arm, "protocol": asdict(ATARI_PROTOCOL)}
-        record.update(command=command, package_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        record.update(environment_report())
-        run.write_config(record)
-        run.write_state("running", 0)
+    if config.algo == "apex":  # actors and a learner of its own instead of an SB3 learn()
+        return _train_apex(run, config, checkpoint, device, overwrite, command, backend, ray_address)
+    _prepare_run_dir(run, config, checkpoint, overwrite, command)
     start_step = checkpoint.step if checkpoint else 0
     env_seed = config.seed + start_step  # a resumed run plays new games, not replays of the old ones
     env = make_atari_vec_env(config.game, config.n_envs, seed=env_seed, backend=config.env_backend)
@@ -322,11 +353,8 @@ def _train_locked(run: RunDir, config: TrainConfig, resume: bool, overwrite: boo
                 model = load_model(config.algo, checkpoint.model, env=env, device=str(device))
             except Exception as error:  # SB3 raises many kinds on a damaged zip
                 raise RunStateError(f"cannot load checkpoint {checkpoint.model}: {error}") from error
-            _set_rng_state(state["rng"])
             model._last_obs = None  # the env is new: make learn() reset it
-            EpisodeLog.truncate_after(run.episodes_path, start_step)
-            wall_offset = float(state["wall_time"])
-            print(f"resuming {run.path} at step {start_step:,}")
+            wall_offset = _resume_from(run, checkpoint, state)
         else:
             model = make_model(
                 config.algo,
@@ -361,9 +389,76 @@ def _train_locked(run: RunDir, config: TrainConfig, resume: bool, overwrite: boo
             recorder.close()
     finally:
         env.close()
-    recent = recorder.recent_returns[-10:]
-    summary = f"mean return of the last {len(recent)} games {np.mean(recent):.1f}" if recent else "no game finished"
-    print(f"finished {run.path}: {model.num_timesteps:,} steps in {recorder.elapsed() / 60:.1f} min, {summary}")
+    _summary(run, model.num_timesteps, recorder)
+    return run
+
+
+def _train_apex(
+    run: RunDir,
+    config: TrainConfig,
+    checkpoint: Checkpoint | None,
+    device: torch.device,
+    overwrite: bool,
+    command: str | None,
+    backend: str,
+    ray_address: str | None,
+) -> RunDir:
+    """Ape-X (rl_coordconv.agents.apex): the same run directory life cycle around its own trainer."""
+    from rl_coordconv.agents.apex import ApexConfig, ApexTrainer, make_actor_pool
+
+    # The actors build their games in their own processes, where a bad --env-backend (or a missing
+    # envpool) would kill them three times over; one game here fails first, in one line.
+    make_atari_vec_env(config.game, 1, seed=config.seed, backend=config.env_backend).close()
+    pool = make_actor_pool(backend, ray_address)  # a missing extra or unreachable cluster fails before any write
+    try:
+        apex = ApexConfig(**config.hyperparams)
+        trainer = ApexTrainer(
+            apex,
+            game=config.game,
+            n_envs=config.n_envs,
+            seed=config.seed,
+            pool=pool,
+            env_backend=config.env_backend,
+            coordconv=config.coordconv,
+            with_r=config.with_r,
+            coord_layers=config.coord_layers,
+            device=device,
+        )
+        _prepare_run_dir(
+            run, config, checkpoint, overwrite, command, runner={"backend": backend, "address": ray_address}
+        )
+        wall_offset = 0.0
+        if checkpoint is not None:
+            state = torch.load(checkpoint.state, weights_only=False)
+            try:
+                trainer.restore(checkpoint.model, state)
+            except Exception as error:  # SB3 raises many kinds on a damaged zip
+                raise RunStateError(f"cannot load checkpoint {checkpoint.model}: {error}") from error
+            wall_offset = _resume_from(run, checkpoint, state)
+        else:
+            n_params = sum(p.numel() for p in trainer.learner.policy.q_net.parameters())
+            print(f"training apex on {config.game} ({config.arm}, seed {config.seed}) on {device}: {run.path}")
+            print(
+                f"  {config.timesteps:,} agent steps, {apex.actors} actors ({backend}) × {config.n_envs} envs, "
+                f"ε {apex.epsilons()[0]:.3g}…{apex.epsilons()[-1]:.3g}, {n_params:,} parameters"
+            )
+        recorder = RunRecorder(
+            run, start_step=trainer.num_timesteps, wall_offset=wall_offset, frame_skip=ATARI_PROTOCOL.frame_skip
+        )
+        try:
+            trainer.train(config.timesteps, run, recorder, config.checkpoint_every, config.log_every)
+            atomic_write_bytes(run.final_model_path, trainer.model_bytes())
+            run.write_state(
+                "finished",
+                trainer.num_timesteps,
+                learner_steps=trainer.learner.steps,
+                wall_time=round(recorder.elapsed(), 1),
+            )
+        finally:
+            recorder.close()
+    finally:
+        pool.close()
+    _summary(run, trainer.num_timesteps, recorder)
     return run
 
 
@@ -380,7 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--coord-layers", default="first", help="first, all, or conv indices like 0,2")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timesteps", default=None, help="agent steps, e.g. 1e6 or 10M (default: the algo's)")
-    parser.add_argument("--n-envs", type=int, default=None, help="parallel envs (default: the algo's)")
+    parser.add_argument(
+        "--n-envs", type=int, default=None, help="parallel envs, per actor for apex (default: the algo's)"
+    )
     parser.add_argument("--env-backend", default="ale", help=f"one of {', '.join(BACKENDS)}")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--log-dir", default="runs", help="root of the run directories")
@@ -391,7 +488,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="delete an existing run in the same directory first")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    apex = parser.add_argument_group("Ape-X (--algo apex)")
+    apex.add_argument("--actors", type=int, default=None, help="ε-greedy actors (default: 4), same as --set actors=N")
+    apex.add_argument("--backend", default="local", help="where the actors run: local processes or ray actors")
+    apex.add_argument("--ray-address", default=None, help="--backend ray's cluster: auto, local, host:port, ray://…")
     return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set`` values, with ``--actors`` as ``actors`` (Ape-X only)."""
+    overrides = parse_overrides(args.overrides)
+    if args.actors is not None:
+        if args.algo != "apex":
+            raise ValueError("--actors is for --algo apex")
+        if args.actors < 1:
+            raise ValueError(f"--actors must be at least 1, got {args.actors}")
+        if overrides.get("actors", args.actors) != args.actors:
+            raise ValueError(f"--actors {args.actors} and --set actors={overrides['actors']} disagree")
+        overrides["actors"] = args.actors
+    return overrides
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
             env_backend=args.env_backend,
             device=args.device,
             log_dir=args.log_dir,
-            hyperparams=parse_overrides(args.overrides),
+            hyperparams=_overrides(args),
             checkpoint_every=parse_steps(args.checkpoint_every),
             log_every=parse_steps(args.log_every),
             progress=False if args.no_progress else None,
@@ -422,7 +537,14 @@ def main(argv: list[str] | None = None) -> int:
         algo_spec(config.algo)
         tune_malloc()
         command = shlex.join(["python", "-m", "rl_coordconv.train", *(sys.argv[1:] if argv is None else argv)])
-        train(config, resume=args.resume, overwrite=args.overwrite, command=command)
+        train(
+            config,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            command=command,
+            backend=args.backend,
+            ray_address=args.ray_address,
+        )
     except (ValueError, RunStateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -3,7 +3,9 @@
 Every algorithm here gets :class:`~rl_coordconv.extractors.AtariCNN` (either arm) with the same
 explicit ``net_arch`` through :func:`~rl_coordconv.extractors.atari_policy_kwargs`.
 Hyperparameters are SB3 constructor arguments; a value ``"lin_X"`` is a schedule that decays
-linearly from ``X`` to 0 over the run (rl-zoo3's convention).
+linearly from ``X`` to 0 over the run (rl-zoo3's convention). ``apex`` is the exception: its
+hyperparameters are the fields of :class:`~rl_coordconv.agents.apex.ApexConfig`, it trains with
+its own actors and learner (``rl_coordconv.agents.apex``), and it saves an SB3 ``DQN``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import yaml
@@ -23,6 +25,8 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from rl_coordconv.agents.a2c import A2C, A2C_DEFAULTS, A2C_N_ENVS, A2C_TIMESTEPS
+from rl_coordconv.agents.apex.config import APEX_ENVS_PER_ACTOR, APEX_TIMESTEPS, ApexConfig
+from rl_coordconv.agents.apex.learner import apex_policy_kwargs, make_apex_model
 from rl_coordconv.agents.zoo import DQN_DEFAULTS, PPO_DEFAULTS, QRDQN_DEFAULTS
 from rl_coordconv.extractors import CoordLayers, atari_policy_kwargs
 
@@ -44,6 +48,8 @@ class AlgoSpec:
     :param hyperparams: default constructor arguments, each commented with its source where defined
     :param n_envs: default number of parallel envs
     :param timesteps: default budget in agent steps (4 frames each)
+    :param config_class: a dataclass whose fields are the hyperparameters (and that checks them),
+        for an algorithm that is not trained through ``model_class``'s constructor
     """
 
     name: str
@@ -51,8 +57,11 @@ class AlgoSpec:
     hyperparams: Mapping[str, Any] = field(default_factory=dict)
     n_envs: int = 1
     timesteps: int = 10_000_000
+    config_class: type | None = None
 
     def allowed_keys(self) -> set[str]:
+        if self.config_class is not None:
+            return {f.name for f in fields(self.config_class)}
         params = set(inspect.signature(self.model_class.__init__).parameters) - {"self"}
         return (params - _RESERVED) | _EXTRA_KEYS.get(self.name, set())
 
@@ -62,6 +71,10 @@ ALGOS: dict[str, AlgoSpec] = {
     "ppo": AlgoSpec("ppo", PPO, PPO_DEFAULTS, n_envs=8),  # rl-zoo3 atari: 8 envs, 1e7 steps
     "dqn": AlgoSpec("dqn", DQN, DQN_DEFAULTS, n_envs=1),  # rl-zoo3 atari: 1 env, 1e7 steps
     "qrdqn": AlgoSpec("qrdqn", QRDQN, QRDQN_DEFAULTS, n_envs=1),
+    # n_envs is games per actor; the saved model is an SB3 DQN with a dueling policy
+    "apex": AlgoSpec(
+        "apex", DQN, asdict(ApexConfig()), n_envs=APEX_ENVS_PER_ACTOR, timesteps=APEX_TIMESTEPS, config_class=ApexConfig
+    ),
 }
 
 
@@ -109,6 +122,8 @@ def resolve_hyperparams(algo: str, overrides: Mapping[str, Any] | None = None) -
         resolved[key] = value
     for key, value in resolved.items():
         _schedule(key, value)  # fail now, not an hour into a run
+    if spec.config_class is not None:
+        spec.config_class(**resolved)  # checks the values
     return resolved
 
 
@@ -143,6 +158,10 @@ def make_model(
     :param device: torch device
     """
     spec = algo_spec(algo)
+    if algo == "apex":  # the learner's network, as an SB3 DQN; rl_coordconv.agents.apex trains it
+        config = ApexConfig(**hyperparams)
+        policy_kwargs = apex_policy_kwargs(config, coordconv=coordconv, with_r=with_r, coord_layers=coord_layers)
+        return make_apex_model(env.observation_space, env.action_space, config, policy_kwargs, seed, device)
     kwargs = {key: _schedule(key, value) for key, value in hyperparams.items()}
     policy_kwargs = atari_policy_kwargs(algo, coordconv=coordconv, with_r=with_r, coord_layers=coord_layers)
     if algo == "a2c":
