@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rl_coordconv.agents import ALGOS, algo_spec, make_model, parse_overrides, resolve_hyperparams
 from rl_coordconv.agents.a2c import A2C
+from rl_coordconv.envs import make_atari_vec_env
 
 
 class QuadrantEnv(gym.Env):
@@ -80,6 +81,28 @@ def test_fast_a2c_updates_like_sb3(coordconv, optimizer):
     assert moved > 1e-4, "the models did not train, so the comparison proves nothing"
     for key in ("train/value_loss", "train/policy_loss", "train/entropy_loss", "train/explained_variance"):
         assert fast.logger.name_to_value[key] == pytest.approx(stock.logger.name_to_value[key], rel=1e-3, abs=1e-6)
+
+
+@pytest.mark.parametrize("coordconv", [False, True], ids=["conv", "coordconv"])
+def test_fast_a2c_updates_like_sb3_on_the_training_env(coordconv):
+    """The same on what training runs: 84×84 Breakout in ALE's C++ vector env, stepping while the policy works."""
+    models = []
+    for cls in (SB3A2C, A2C):
+        env = make_atari_vec_env("Breakout", 8, seed=0)
+        model = make_model("a2c", env, resolve_hyperparams("a2c"), coordconv=coordconv, seed=3, device="cpu")
+        model.__class__ = cls
+        set_random_seed(7)
+        model.learn(total_timesteps=8 * 5 * 12)
+        env.close()
+        models.append(model)
+    stock, fast = models
+    assert stock.num_timesteps == fast.num_timesteps == 480
+    assert fast._fast_path()
+    for a, b in zip(stock.policy.parameters(), fast.policy.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=2e-5)
+    value_loss = fast.logger.name_to_value["train/value_loss"]
+    assert value_loss > 0, "no update was made, so the comparison proves nothing"
+    assert value_loss == pytest.approx(stock.logger.name_to_value["train/value_loss"])
 
 
 def test_fast_a2c_model_loads_as_a_stock_sb3_model(tmp_path):

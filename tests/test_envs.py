@@ -171,3 +171,25 @@ def test_bad_env_arguments():
         make_atari_vec_env("Pong", 0)
     with pytest.raises(ValueError, match="unknown env backend 'gym'; choose from ale, envpool, sb3"):
         make_atari_vec_env("Pong", 1, backend="gym")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_action_shows_in_the_observation_its_step_returns(backend):
+    """No off-by-one between actions and frames: RIGHT moves Breakout's paddle in the same step's newest frame."""
+
+    def paddle_x(obs: np.ndarray) -> float:
+        rows = obs[0, -1, 74:79, 4:80]  # the paddle's rows, inside the walls
+        return float(np.flatnonzero(rows.max(axis=0) > 50).mean())
+
+    env = make_atari_vec_env("Breakout", 1, seed=0, backend=backend)
+    try:
+        env.reset()
+        for _ in range(2):  # the sb3 stack's reset ends with RIGHT, and the paddle coasts one more step
+            env.step(np.array([0]))
+        before = env.step(np.array([0]))[0]  # NOOP: now the paddle stays put ...
+        obs = env.step(np.array([0]))[0]
+        assert paddle_x(obs) == paddle_x(before)
+        new_obs = env.step(np.array([2]))[0]  # ... until RIGHT, which shows in that very step's frame
+        assert paddle_x(new_obs) > paddle_x(obs) + 1
+    finally:
+        env.close()
