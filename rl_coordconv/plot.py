@@ -62,7 +62,7 @@ HUMAN_SCORES: dict[str, tuple[float, float]] = {
     "SpaceInvaders": (148.0, 1668.7),
 }
 
-_SETTINGS = ("algo", "timesteps", "n_envs", "hyperparams", "env_backend")
+_SETTINGS = ("algo", "timesteps", "n_envs", "hyperparams", "env_backend", "protocol")
 
 
 @dataclass

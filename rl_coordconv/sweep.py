@@ -30,7 +30,7 @@ from rl_coordconv.agents import algo_spec, parse_overrides
 from rl_coordconv.envs import resolve_games
 from rl_coordconv.runs import RunDir, RunStateError
 from rl_coordconv.runtime import connect_ray
-from rl_coordconv.train import TrainConfig, arm_name, parse_steps, resolve_config
+from rl_coordconv.train import TrainConfig, arm_name, parse_steps, protocol_mismatch, resolve_config
 
 __all__ = ["ARMS", "Cell", "launch", "main", "plan", "run_local", "run_ray"]
 
@@ -126,6 +126,8 @@ def _decide(config: TrainConfig) -> str:
     if run.in_use():
         return "busy"
     stored = run.read_config()
+    if (mismatch := protocol_mismatch(stored)) is not None:
+        raise ValueError(f"{run.path} {mismatch}; use another --log-dir or delete that run")
     mine, theirs = config.identity(), {key: stored.get(key) for key in config.identity()}
     differing = [key for key in mine if mine[key] != theirs[key]]
     if differing:

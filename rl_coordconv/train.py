@@ -238,6 +238,8 @@ def resolve_config(config: TrainConfig, stored: dict[str, Any] | None = None) ->
             raise ValueError(f"--{key.replace('_', '-')} must be positive, got {value}")
     config.hyperparams = resolve_hyperparams(config.algo, config.hyperparams)
     if stored is not None:
+        if (mismatch := protocol_mismatch(stored)) is not None:
+            raise ValueError(f"the run in {config.run_dir().path} {mismatch}; use --overwrite to start it over")
         current = config.identity()
         changed = [key for key in _IDENTITY if stored.get(key) != current[key]]
         if changed:
@@ -247,6 +249,14 @@ def resolve_config(config: TrainConfig, stored: dict[str, Any] | None = None) ->
                 f"not {current[key]!r}; resume it with its own settings or use --overwrite"
             )
     return config
+
+
+def protocol_mismatch(stored: dict[str, Any]) -> str | None:
+    """Why a stored run's Atari protocol is not this version's, or None if it is the same."""
+    theirs, mine = stored.get("protocol") or {}, asdict(ATARI_PROTOCOL)
+    if theirs == mine:
+        return None
+    return f"was made under Atari protocol version {theirs.get('version', 1)}, this version plays {mine['version']}"
 
 
 def train(

@@ -128,32 +128,86 @@ def test_random_pong_logs_whole_game_integer_scores():
         env.close()
 
 
-def test_fire_is_pressed_after_a_life_loss_in_games_that_wait_for_it():
-    env = AtariVecEnv("Breakout", 2, seed=0)
-    assert env.fire_action == 1
+def _sent_actions(env: AtariVecEnv, agent_actions: np.ndarray) -> np.ndarray:
+    """Step ``env`` and return the actions the emulator was sent."""
+    env.step_async(agent_actions)
+    sent = env._actions.copy()
+    env.step_wait()
+    return sent
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_sb3_reset_actions_are_played_at_each_episode_start(training):
+    """FIRE then action 2 at a game start; in training, NOOP, FIRE, action 2 after a life loss."""
+    env = AtariVecEnv("Breakout", 2, seed=0, training=training)
+    left = np.full(2, 3)  # the agent asks for LEFT throughout
     try:
-        for _, _, _, _, dones, infos in _random_steps(env, 2000):
-            lost = [i for i in np.flatnonzero(dones) if "episode" not in infos[i]]
-            if lost:
-                env.step_async(np.zeros(2, dtype=np.int64))  # the agent asks for NOOP ...
-                for i in lost:
-                    assert env._actions[i] == env.fire_action  # ... the env presses FIRE
-                env.step_wait()
+        env.reset()
+        assert [list(_sent_actions(env, left)) for _ in range(3)] == [[1, 1], [2, 2], [3, 3]]
+        rng = np.random.default_rng(0)
+        for _ in range(3000):
+            lives = env._lives.copy()
+            env.step(rng.integers(0, 4, 2))
+            lost = np.flatnonzero((env._lives < lives) & (env._lives > 0))
+            if len(lost):
                 break
         else:
-            pytest.fail("no life was lost in 2000 random steps")
+            pytest.fail("no life was lost in 3000 random steps")
+        i = lost[0]
+        played = [_sent_actions(env, left)[i] for _ in range(4)]
+        assert played == ([0, 1, 2, 3] if training else [3, 3, 3, 3])
     finally:
         env.close()
-    pong = AtariVecEnv("Pong", 1)
+    assert AtariVecEnv("MsPacman", 1).life_loss_actions == (0,)  # no FIRE: only EpisodicLifeEnv's NOOP
+    assert AtariVecEnv("MsPacman", 1).game_start_actions == ()
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "sb3"])
+def test_frames_before_an_episode_start_are_zeros_as_in_sb3(backend):
+    env = make_atari_vec_env("SpaceInvaders", 2, seed=1, backend=backend, training=True)
     try:
-        assert pong.fire_action == 1  # Pong has FIRE; it never loses a life, so it never triggers
+        obs = env.reset()
+        assert not obs[:, :3].any() and obs[:, 3].any()
+        for _, _, new_obs, _, dones, infos in _random_steps(env, 3000):
+            if dones.any():
+                i = np.flatnonzero(dones)[0]
+                assert not new_obs[i, :3].any() and new_obs[i, 3].any()  # the next episode's first frame only
+                assert infos[i]["terminal_observation"][:3].any()  # the ended one keeps its history
+                following = env.step(np.zeros(2, dtype=np.int64))[0]
+                assert not following[i, :2].any() and following[i, 2:].any(axis=(1, 2)).all()
+                np.testing.assert_array_equal(following[i, 2], new_obs[i, 3])
+                break
+        else:
+            pytest.fail("no episode ended in 3000 random steps")
     finally:
-        pong.close()
-    pacman = AtariVecEnv("MsPacman", 1)
-    try:
-        assert pacman.fire_action is None
-    finally:
-        pacman.close()
+        env.close()
+
+
+def test_a_fixed_policy_scores_alike_on_every_backend():
+    """The same game under every backend: Breakout played with NOOP only (the reset actions serve the ball).
+
+    Before SB3's reset actions were replayed, this policy scored 0.0 in all of 392 games on the ale
+    backend and 1.25 on SB3's stack.
+    """
+    scores = {}
+    for backend in BACKENDS:
+        n_envs = 4 if backend == "sb3" else 8  # SB3's stack starts one process per env
+        env = make_atari_vec_env("Breakout", n_envs, seed=0, backend=backend, training=True)
+        try:
+            env.reset()
+            games: list[float] = []
+            while len(games) < 40:
+                infos = env.step(np.zeros(n_envs, dtype=np.int64))[3]
+                games += [info["episode"]["r"] for info in infos if "episode" in info]
+            scores[backend] = np.array(games)
+        finally:
+            env.close()
+    means = {backend: round(float(s.mean()), 2) for backend, s in scores.items()}
+    reference = scores["sb3"]
+    for s in scores.values():
+        assert s.mean() > 0, means
+        standard_error = np.hypot(s.std(ddof=1) / np.sqrt(len(s)), reference.std(ddof=1) / np.sqrt(len(reference)))
+        assert abs(s.mean() - reference.mean()) < 3 * standard_error, means
 
 
 def test_same_seed_same_games():

@@ -63,6 +63,14 @@ def test_sweep_refuses_runs_made_with_other_settings(tmp_path, capsys):
     assert "hyperparams" in capsys.readouterr().err
     assert (tmp_path / "a2c/Pong/conv/seed0/final_model.zip").read_bytes() == model
 
+    # a run of an older Atari protocol is neither skipped as done nor resumed
+    run = RunDir(tmp_path / "a2c/Pong/conv/seed0")
+    config = run.read_config()
+    del config["protocol"]["version"]
+    run.write_config(config)
+    assert sweep.main([*args, "--timesteps", "200"]) == 2
+    assert "was made under Atari protocol version 1, this version plays 2" in capsys.readouterr().err
+
 
 @pytest.mark.parametrize(
     "args,message",

@@ -4,7 +4,8 @@ One protocol in every env backend, that of OpenAI baselines and SB3's ``AtariWra
 (Mnih et al., 2015; Machado et al., 2018 for the terms):
 
 - ``NoFrameskip`` ROMs with sticky actions off (``repeat_action_probability=0``), minimal action set;
-- up to 30 no-ops after each reset, and FIRE at the start of games that wait for it;
+- up to 30 no-ops after each reset, then FIRE and action 2 in games whose action 1 is FIRE,
+  at every episode start (after a life loss too, in training, after a NOOP);
 - frame skip 4 with a max-pool over the last two frames, 84×84 grayscale, a stack of 4 frames;
 - a game is cut at 108,000 frames (30 minutes of play);
 - for training only: the loss of a life ends the (training) episode, without resetting the game,
@@ -57,8 +58,14 @@ ATARI9 = (
 
 @dataclass(frozen=True)
 class AtariProtocol:
-    """The preprocessing every backend applies (see the module docstring for sources)."""
+    """The preprocessing every backend applies (see the module docstring for sources).
 
+    ``version`` names what changed, so runs of different protocols are never resumed or averaged
+    together: 1 pressed FIRE on the agent step after a life loss and kept the frame stack;
+    2 plays SB3's reset actions (NOOP, FIRE, action 2) and zero-fills the stack at episode starts.
+    """
+
+    version: int = 2
     frame_skip: int = 4
     noop_max: int = 30
     screen_size: int = 84

@@ -1,16 +1,23 @@
 """SB3 ``VecEnv`` adapters over batched C++ Atari emulators: ALE's ``AtariVectorEnv`` and envpool.
 
-Both emulators already do frame skip, max-pool, resize, grayscale, frame stacking, no-ops and
-FIRE at game start in C++ threads. What they do not do the way this project needs, this adapter
-does in a few vectorised numpy lines, identically for both:
+Both emulators already do frame skip, max-pool, resize, grayscale, frame stacking and no-ops in
+C++ threads. What they do not do the way SB3's ``AtariWrapper`` + ``VecFrameStack`` do, this
+adapter does in a few vectorised numpy lines, identically for both:
 
 - **life loss** ends the training episode but not the game. ALE's own ``episodic_life`` resets
   the whole game on a life loss (measured with ale-py 0.12: lives jump back to 5), which would
   make every logged score a one-life score, so it is off and lives are tracked here;
-- **FIRE after a life loss** in games that wait for it (Breakout): the action of the next step is
-  replaced by FIRE, as SB3's ``FireResetEnv`` does on its life-loss resets. The policy's sampled
-  action is what learners see; as the environment ignores it at that step, policy gradients stay
-  unbiased and replayed transitions stay consistent;
+- **SB3's reset actions**, as forced agent steps. SB3 plays some actions inside ``reset``: after a
+  life loss (training only) a NOOP (``EpisodicLifeEnv``), and at every episode start of games
+  whose action 1 is FIRE, FIRE then action 2 (``FireResetEnv``). The emulators cannot step one
+  env alone, so here these actions replace the agent's on the next steps of that env: the game
+  plays exactly SB3's action sequence, and the agent's sampled action is what learners see
+  (ignored by the game there, so policy gradients stay unbiased and replayed transitions
+  consistent). The C++ emulators' own FIRE-on-reset presses FIRE for one frame at another
+  moment, so it is off. Measured before this was done, with the FIRE pressed one step after a
+  life loss: a policy that always plays NOOP scored 0.0 in Breakout here and 1.25 on SB3's stack;
+- **frame stack**: frames older than the episode's first are zeros, as SB3's ``VecFrameStack``
+  gives them (ALE's vector env zeroes at a game start only, envpool repeats the first frame);
 - **reward clipping** to the sign, for training only; the raw score of each whole game goes to
   ``info["episode"]`` (the key SB3's ``Monitor`` uses), with its length in agent steps;
 - **SB3 semantics**: on a done, the returned observation starts the next episode and the last one
@@ -81,7 +88,7 @@ class _AleEmulator(_Emulator):
             grayscale=True,
             stack_num=p.frame_stack,
             noop_max=p.noop_max,
-            use_fire_reset=True,
+            use_fire_reset=False,  # SB3's FIRE at a reset is played by the adapter: see the module docstring
             episodic_life=False,  # resets the whole game on a life loss: see the module docstring
             reward_clipping=False,
             autoreset_mode="SameStep",
@@ -128,7 +135,7 @@ class _EnvpoolEmulator(_Emulator):
             img_width=p.screen_size,
             stack_num=p.frame_stack,
             noop_max=p.noop_max,
-            use_fire_reset=True,
+            use_fire_reset=False,  # SB3's FIRE at a reset is played by the adapter: see the module docstring
             episodic_life=False,
             reward_clip=False,
         )
@@ -189,14 +196,20 @@ class AtariVecEnv(VecEnv):
         else:
             raise ValueError(f"unknown emulator backend {backend!r}; AtariVecEnv knows ale and envpool")
         meanings = action_meanings(self.game)
-        self.fire_action = meanings.index("FIRE") if "FIRE" in meanings and len(meanings) >= 3 else None
+        # SB3's FireResetEnv: FIRE, then action 2, at every episode start of games whose action 1 is FIRE.
+        fire_reset = [1, 2] if len(meanings) >= 3 and meanings[1] == "FIRE" else []
+        self.game_start_actions = tuple(fire_reset)
+        # SB3's EpisodicLifeEnv plays a NOOP after a life loss, before FireResetEnv's actions.
+        self.life_loss_actions = (0, *fire_reset) if training else ()
         p = ATARI_PROTOCOL
         obs_space = gym.spaces.Box(0, 255, (p.frame_stack, p.screen_size, p.screen_size), np.uint8)
         super().__init__(num_envs, obs_space, gym.spaces.Discrete(len(meanings)))
         self._next_seed: int | None = seed
         self._actions = np.zeros(num_envs, dtype=np.int64)
         self._lives = np.zeros(num_envs, dtype=np.int64)
-        self._fire_pending = np.zeros(num_envs, dtype=bool)
+        width = max(len(self.game_start_actions), len(self.life_loss_actions), 1)
+        self._forced = np.full((num_envs, width), -1, dtype=np.int64)  # per env, the next actions to force
+        self._age = np.zeros(num_envs, dtype=np.int64)  # frames of the current episode in the stack
         self._returns = np.zeros(num_envs, dtype=np.float64)
         self._lengths = np.zeros(num_envs, dtype=np.int64)
         self._start = time.time()
@@ -215,15 +228,24 @@ class AtariVecEnv(VecEnv):
         obs, lives = self.emulator.reset(self._next_seed)
         self._next_seed = None
         self._lives[:] = lives
-        self._fire_pending[:] = False
+        self._queue(np.arange(self.num_envs), self.game_start_actions)
+        self._age[:] = 1
         self._returns[:] = 0
         self._lengths[:] = 0
-        return obs
+        return _zero_older_frames(obs, self._age)
+
+    def _queue(self, envs: np.ndarray, actions: tuple[int, ...]) -> None:
+        """Make ``envs`` play ``actions`` on their next steps, whatever the agent asks for."""
+        self._forced[envs] = -1
+        self._forced[envs, : len(actions)] = actions
 
     def step_async(self, actions: np.ndarray) -> None:
         np.copyto(self._actions, np.asarray(actions).reshape(self.num_envs), casting="unsafe")
-        if self.fire_action is not None and self._fire_pending.any():
-            self._actions[self._fire_pending] = self.fire_action
+        forced = self._forced[:, 0]
+        if (forced >= 0).any():
+            np.copyto(self._actions, forced, where=forced >= 0)
+            self._forced[:, :-1] = self._forced[:, 1:]
+            self._forced[:, -1] = -1
         self.emulator.send(self._actions)
 
     def step_wait(self) -> VecEnvStepReturn:
@@ -232,21 +254,29 @@ class AtariVecEnv(VecEnv):
         game_over = terminated | truncated
         life_lost = (lives < self._lives) & (lives > 0) & ~game_over
         self._lives[:] = lives
-        self._fire_pending = life_lost
         self._returns += raw
         self._lengths += 1
 
         if self.training:
             dones = game_over | life_lost
             rewards = np.sign(raw).astype(np.float32)
+            self._queue(np.flatnonzero(life_lost), self.life_loss_actions)
         else:
             dones = game_over
             rewards = raw.astype(np.float32)
+        self._queue(np.flatnonzero(game_over), self.game_start_actions)
+        # This step's frame joins each env's current episode; a done env's next one starts with it.
+        self._age = np.minimum(self._age + 1, ATARI_PROTOCOL.frame_stack)
+        last_age = self._age.copy()
+        self._age[dones] = 1
+        next_obs = _zero_older_frames(obs, self._age)
+
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         for i in np.flatnonzero(dones):
             info = infos[i]
+            last = final[int(i)] if game_over[i] else obs[i]
+            info["terminal_observation"] = _zero_older_frames(last[None], last_age[i : i + 1])[0]
             if game_over[i]:
-                info["terminal_observation"] = final[int(i)]
                 info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
                 info["episode"] = {
                     "r": float(self._returns[i]),
@@ -255,10 +285,9 @@ class AtariVecEnv(VecEnv):
                 }
                 self._returns[i] = 0.0
                 self._lengths[i] = 0
-            else:  # a life lost: the game, and its frame stack, go on
-                info["terminal_observation"] = obs[i]
+            else:  # a life lost: the game goes on
                 info["TimeLimit.truncated"] = False
-        return obs, rewards, dones, infos
+        return next_obs, rewards, dones, infos
 
     def close(self) -> None:
         self.emulator.close()
@@ -279,6 +308,18 @@ class AtariVecEnv(VecEnv):
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         raise NotImplementedError("AtariVecEnv has grayscale 84×84 frames only; record video with the sb3 backend")
+
+
+def _zero_older_frames(obs: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """``obs`` (envs, stack, h, w) with the frames older than each env's ``age`` newest set to 0."""
+    stack = obs.shape[1]
+    young = np.flatnonzero(age < stack)
+    if len(young) == 0:
+        return obs
+    obs = obs.copy()
+    for i in young:
+        obs[i, : stack - age[i]] = 0
+    return obs
 
 
 BACKENDS = ("ale", "envpool", "sb3")
