@@ -256,7 +256,10 @@ def protocol_mismatch(stored: dict[str, Any]) -> str | None:
     theirs, mine = stored.get("protocol") or {}, asdict(ATARI_PROTOCOL)
     if theirs == mine:
         return None
-    return f"was made under Atari protocol version {theirs.get('version', 1)}, this version plays {mine['version']}"
+    if theirs.get("version", 1) != mine["version"]:
+        return f"was made under Atari protocol version {theirs.get('version', 1)}, this version plays {mine['version']}"
+    key = next(key for key in mine if theirs.get(key) != mine[key])
+    return f"was made with Atari protocol {key}={theirs.get(key)!r}, this version uses {mine[key]!r}"
 
 
 def train(

@@ -11,13 +11,18 @@ adapter does in a few vectorised numpy lines, identically for both:
   life loss (training only) a NOOP (``EpisodicLifeEnv``), and at every episode start of games
   whose action 1 is FIRE, FIRE then action 2 (``FireResetEnv``). The emulators cannot step one
   env alone, so here these actions replace the agent's on the next steps of that env: the game
-  plays exactly SB3's action sequence, and the agent's sampled action is what learners see
-  (ignored by the game there, so policy gradients stay unbiased and replayed transitions
-  consistent). The C++ emulators' own FIRE-on-reset presses FIRE for one frame at another
-  moment, so it is off. Measured before this was done, with the FIRE pressed one step after a
-  life loss: a policy that always plays NOOP scored 0.0 in Breakout here and 1.25 on SB3's stack;
-- **frame stack**: frames older than the episode's first are zeros, as SB3's ``VecFrameStack``
-  gives them (ALE's vector env zeroes at a game start only, envpool repeats the first frame);
+  plays SB3's action sequence, and the agent's sampled action is what learners see (ignored by
+  the game there, so policy gradients stay unbiased and replayed transitions consistent). As in
+  SB3, their training rewards are dropped (the raw score keeps them). Unlike SB3 they count as
+  agent steps (3 per life loss, 2 per game; about 7% of early Breakout) and sit inside n-step
+  horizons. Rare cases differ too: a life or the game lost during these actions starts them over
+  here. The C++ emulators' own FIRE-on-reset presses FIRE for one frame at another moment, so it
+  is off. Measured before this was done, with FIRE pressed one step after a life loss: a policy
+  that always plays NOOP scored 0.0 in Breakout here and 1.25 on SB3's stack;
+- **frame stack**: the frames before an episode's first are zeros, as SB3's ``VecFrameStack``
+  gives them, and the episode's first frame is the one after the last forced action, the first
+  SB3's agent sees; so the agent's first free choice sees SB3's stack exactly. (ALE's vector env
+  zeroes at a game start only, envpool repeats the first frame.)
 - **reward clipping** to the sign, for training only; the raw score of each whole game goes to
   ``info["episode"]`` (the key SB3's ``Monitor`` uses), with its length in agent steps;
 - **SB3 semantics**: on a done, the returned observation starts the next episode and the last one
@@ -209,6 +214,7 @@ class AtariVecEnv(VecEnv):
         self._lives = np.zeros(num_envs, dtype=np.int64)
         width = max(len(self.game_start_actions), len(self.life_loss_actions), 1)
         self._forced = np.full((num_envs, width), -1, dtype=np.int64)  # per env, the next actions to force
+        self._forcing = np.zeros(num_envs, dtype=bool)  # envs whose step in flight plays a forced action
         self._age = np.zeros(num_envs, dtype=np.int64)  # frames of the current episode in the stack
         self._returns = np.zeros(num_envs, dtype=np.float64)
         self._lengths = np.zeros(num_envs, dtype=np.int64)
@@ -229,6 +235,7 @@ class AtariVecEnv(VecEnv):
         self._next_seed = None
         self._lives[:] = lives
         self._queue(np.arange(self.num_envs), self.game_start_actions)
+        self._forcing[:] = False
         self._age[:] = 1
         self._returns[:] = 0
         self._lengths[:] = 0
@@ -242,8 +249,9 @@ class AtariVecEnv(VecEnv):
     def step_async(self, actions: np.ndarray) -> None:
         np.copyto(self._actions, np.asarray(actions).reshape(self.num_envs), casting="unsafe")
         forced = self._forced[:, 0]
-        if (forced >= 0).any():
-            np.copyto(self._actions, forced, where=forced >= 0)
+        np.greater_equal(forced, 0, out=self._forcing)
+        if self._forcing.any():
+            np.copyto(self._actions, forced, where=self._forcing)
             self._forced[:, :-1] = self._forced[:, 1:]
             self._forced[:, -1] = -1
         self.emulator.send(self._actions)
@@ -260,15 +268,17 @@ class AtariVecEnv(VecEnv):
         if self.training:
             dones = game_over | life_lost
             rewards = np.sign(raw).astype(np.float32)
+            rewards[self._forcing] = 0.0  # SB3's reset discards them (the raw score keeps them)
             self._queue(np.flatnonzero(life_lost), self.life_loss_actions)
         else:
             dones = game_over
             rewards = raw.astype(np.float32)
         self._queue(np.flatnonzero(game_over), self.game_start_actions)
-        # This step's frame joins each env's current episode; a done env's next one starts with it.
+        # This step's frame joins each env's current episode; a done env's next one starts with it,
+        # and so it starts again with the frame of each forced action, which SB3's reset hides.
         self._age = np.minimum(self._age + 1, ATARI_PROTOCOL.frame_stack)
         last_age = self._age.copy()
-        self._age[dones] = 1
+        self._age[dones | self._forcing] = 1
         next_obs = _zero_older_frames(obs, self._age)
 
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
