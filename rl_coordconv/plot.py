@@ -266,7 +266,9 @@ def plot_curves(
             if not members:
                 continue
             curves = np.array([_smooth(binned_curve(r, edges), smooth) for r in members])
-            mean = np.nanmean(curves, axis=0)
+            seen = (~np.isnan(curves)).any(axis=0)  # bins before any run's first game stay blank
+            mean = np.full(curves.shape[1], np.nan)
+            mean[seen] = np.nanmean(curves[:, seen], axis=0)
             ax.plot(centres / 1e6, mean, color=colours[arm], label=f"{arm} (n={len(members)})")
             if len(members) >= 2:
                 low, high = np.full_like(mean, np.nan), np.full_like(mean, np.nan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 import zlib
 
 import numpy as np
@@ -136,6 +137,27 @@ def test_smoothing_is_off_by_default_and_said_when_on(tmp_path):
     curve = plot.binned_curve(runs[0], edges)
     assert np.array_equal(plot._smooth(curve, 1), curve)
     assert not np.array_equal(plot._smooth(curve, 3), curve)
+
+
+def test_bins_before_the_first_game_are_left_blank_without_warnings(tmp_path, monkeypatch):
+    for seed in range(2):
+        path, _ = write_run(tmp_path / "runs", "Pong", "conv", seed)
+        rows = (path / "episodes.csv").read_text().splitlines()
+        late = [row for row in rows[1:] if int(row.split(",")[0]) > 500]  # no game ends in the first half
+        (path / "episodes.csv").write_text("\n".join([rows[0], *late]) + "\n")
+    from matplotlib.axes import Axes
+
+    drawn, draw = {}, Axes.plot
+
+    def record(ax, x, y, **kwargs):
+        drawn["y"] = y
+        return draw(ax, x, y, **kwargs)
+
+    monkeypatch.setattr(Axes, "plot", record)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot.plot_curves(load_runs(tmp_path / "runs"), ["Pong"], ["conv"], tmp_path, bins=10, smooth=1, title="t")
+    assert np.isnan(drawn["y"][:5]).all() and not np.isnan(drawn["y"][5:]).any()
 
 
 @pytest.mark.parametrize(
