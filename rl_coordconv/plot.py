@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from rl_coordconv.cli import HelpFormatter
 from rl_coordconv.runs import RunDir, RunStateError, read_episodes
 
 __all__ = [
@@ -381,7 +382,10 @@ def make_report(
     seeds = sorted({r.seed for r in all_runs} | set(expect_seeds or ()))
     present = {(r.game, r.arm, r.seed) for r in all_runs}
     missing = [(g, a, s) for g in games for a in arms for s in seeds if (g, a, s) not in present]
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file of that name, no permission
+        raise ValueError(f"cannot write to --out {out}: {error.strerror}") from error
 
     scores = final_scores(runs, last_k)
     title = f"{algos[0].upper()} on Atari"
@@ -486,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rl_coordconv.plot",
         description="Seed-averaged curves (95% bootstrap CIs), final-score tables and human-normalised aggregates.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("runs_dir", type=Path, help="a runs directory, e.g. runs/ or results/atari/runs/")
     parser.add_argument("--out", type=Path, required=True, help="where to write the figures and report.md")

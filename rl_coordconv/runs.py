@@ -39,6 +39,7 @@ __all__ = [
     "EpisodeLog",
     "RunDir",
     "RunStateError",
+    "TrainingFailed",
     "atomic_write_bytes",
     "atomic_write_text",
     "environment_report",
@@ -52,6 +53,10 @@ EPISODE_COLUMNS = ("agent_step", "frames", "wall_time", "return", "length")
 
 class RunStateError(ValueError):
     """A run directory is not in the state the caller needs (finished, missing, corrupt)."""
+
+
+class TrainingFailed(RuntimeError):
+    """A run cannot go on (an Ape-X actor that keeps dying); its checkpoints stay for ``--resume``."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -318,8 +323,8 @@ class RunRecorder:
     ``coordconv/coord_weight_ratio``; all indexed by agent step.
 
     :param run: the run directory
-    :param start_step: agent step the run starts (or resumes) from; TensorBoard data at or after
-        it from an interrupted attempt is purged
+    :param start_step: agent step the run starts (or resumes) from; TensorBoard data after it
+        from an interrupted attempt is purged
     :param wall_offset: wall time already spent before a resume, in seconds
     :param frame_skip: frames per agent step, for the ``frames`` column
     """
@@ -332,7 +337,8 @@ class RunRecorder:
         self.wall_offset = wall_offset
         self._start = time.monotonic()
         self.episodes = EpisodeLog(run.episodes_path)
-        self.writer = SummaryWriter(str(run.path), purge_step=start_step if start_step > 0 else None)
+        # an interrupted attempt's points after the checkpoint go; those at its step stay, as in episodes.csv
+        self.writer = SummaryWriter(str(run.path), purge_step=start_step + 1 if start_step > 0 else None)
         self.recent_returns: list[float] = []
 
     def elapsed(self) -> float:

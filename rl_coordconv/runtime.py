@@ -59,9 +59,10 @@ def resolve_device(device: str) -> torch.device:
 def connect_ray(address: str | None) -> ModuleType:
     """Import Ray (an optional extra) and join the cluster at ``address``.
 
-    :param address: ``auto`` (the cluster this node belongs to), ``local`` or None (start a Ray
-        instance on this machine), ``host:port`` or ``ray://host:10001``; ignored when this
-        process is connected already
+    :param address: None (Ray's own default: the cluster in ``RAY_ADDRESS`` or the one ``ray start``
+        last started on this machine, else a new Ray instance here), ``auto`` (the same, but
+        an error when there is no cluster), ``local`` (always a new instance here),
+        ``host:port`` or ``ray://host:10001``; ignored when this process is connected already
     :return: the ``ray`` module, connected
     :raises ValueError: Ray is not installed, or the cluster cannot be reached (one line)
     """
@@ -73,10 +74,9 @@ def connect_ray(address: str | None) -> ModuleType:
         if address in (None, "local"):
             # Ray starts its workers at nice 15, so on one machine a busy driver (Ape-X's learner)
             # or any other job would starve them of the cores they were given; here they do the work.
+            # (Read only by an instance this process starts; a running cluster keeps its own.)
             os.environ.setdefault("RAY_worker_niceness", "0")
-            ray.init(ignore_reinit_error=True, log_to_driver=False)
-        else:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
         first_line = next(iter(str(error).strip().splitlines()), type(error).__name__)
         raise ValueError(f"cannot reach a Ray cluster at {address!r}: {first_line}") from error

@@ -9,9 +9,10 @@ one, so it can be stopped (Ctrl-C, a reboot, a lost node) and started again at a
 losing work. It refuses to mix in an existing run made with other settings.
 
 The ``local`` backend runs up to ``--workers`` trainings at once as child processes (default: one
-per two cores, which is what one A2C run uses); ``ray`` submits each run as a Ray task to an
-existing cluster, with a GPU per run when the cluster has GPUs. The run directories must then be
-on storage every node sees. Ray is an optional extra (``pip install 'rl-coordconv[ray]'``).
+per two cores, which is what one A2C run uses); ``ray`` submits each run as a Ray task to a
+cluster (``--ray-address``; by default the running one Ray finds, else one started here), with a
+GPU per run when the cluster has GPUs. The run directories must then be on storage every node
+sees. Ray is an optional extra (``pip install 'rl-coordconv[ray]'``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from rl_coordconv.agents import algo_spec, parse_overrides
-from rl_coordconv.envs import resolve_games
+from rl_coordconv.cli import HelpFormatter
+from rl_coordconv.envs import BACKENDS, resolve_games
 from rl_coordconv.runs import RunDir, RunStateError
 from rl_coordconv.runtime import connect_ray
 from rl_coordconv.train import TrainConfig, arm_name, parse_steps, protocol_mismatch, resolve_config
@@ -236,7 +238,7 @@ def _ray_task(config: TrainConfig, overrides: dict[str, Any]) -> int:
 
 
 def run_ray(cells: list[Cell], address: str | None, gpus_per_run: float | None = None) -> int:
-    """Submit every cell as a Ray task to the cluster at ``address`` (``auto``: the one this node is in)."""
+    """Submit every cell as a Ray task to the cluster at ``address`` (see :func:`connect_ray`)."""
     ray = connect_ray(address)
     if gpus_per_run is None:
         gpus_per_run = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
@@ -249,16 +251,23 @@ def run_ray(cells: list[Cell], address: str | None, gpus_per_run: float | None =
         pending[task.remote(cell.config, cell.overrides)] = cell
         cell.status, cell.started = "running", time.monotonic()
     print(f"submitted {len(pending)} runs to Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)", flush=True)
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        cell = pending.pop(done[0])
-        try:
-            cell.returncode = int(ray.get(done[0]))
-        except Exception as error:  # a task that raised or whose node died for good
-            print(f"  {cell.label}: {error}", file=sys.stderr)
-            cell.returncode = 1
-        cell.status = "done" if cell.returncode == 0 else "failed"
-        print(f"{cell.status}: {cell.label} ({(time.monotonic() - cell.started) / 60:.1f} min)", flush=True)
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            cell = pending.pop(done[0])
+            try:
+                cell.returncode = int(ray.get(done[0]))
+            except Exception as error:  # a task that raised or whose node died for good
+                print(f"  {cell.label}: {error}", file=sys.stderr)
+                cell.returncode = 1
+            cell.status = "done" if cell.returncode == 0 else "failed"
+            print(f"{cell.status}: {cell.label} ({(time.monotonic() - cell.started) / 60:.1f} min)", flush=True)
+    except KeyboardInterrupt:
+        for ref, cell in pending.items():  # each run keeps its checkpoints; the next sweep resumes it
+            ray.cancel(ref, force=True)
+            cell.status = "interrupted"
+        print("sweep interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
     return _summary(cells)
 
 
@@ -266,22 +275,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rl_coordconv.sweep",
         description="Run games × arms × seeds as train runs; skips finished runs and resumes interrupted ones.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--algo", default="a2c")
+    parser.add_argument("--algo", default="a2c", help="any algo train takes")
     parser.add_argument("--games", nargs="+", default=["atari9"], help="game names and/or atari9")
     parser.add_argument("--arms", nargs="+", default=["conv", "coordconv"], help=f"from {', '.join(ARMS)}")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one run per seed, game and arm")
     parser.add_argument("--timesteps", default=None, help="agent steps per run, e.g. 2M (default: the algo's)")
-    parser.add_argument("--n-envs", type=int, default=None)
-    parser.add_argument("--env-backend", default="ale")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--log-dir", default="runs")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--checkpoint-every", default="500k")
-    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="local runs at once")
-    parser.add_argument("--backend", default="local", choices=["local", "ray"])
-    parser.add_argument("--ray-address", default="auto", help="Ray cluster address (auto, ray://host:10001, local)")
+    parser.add_argument("--n-envs", type=int, default=None, help="parallel envs per run (default: the algo's)")
+    parser.add_argument("--env-backend", default="ale", help=f"one of {', '.join(BACKENDS)}")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda, for every run")
+    parser.add_argument("--log-dir", default="runs", help="root of the run directories")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a hyperparameter for every run, as in train (repeatable)")  # fmt: skip
+    parser.add_argument("--checkpoint-every", default="500k", help="agent steps between checkpoints")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) // 2),
+        help="local runs at once (default: one per two cores)",
+    )
+    parser.add_argument("--backend", default="local", choices=["local", "ray"], help="local processes or Ray tasks")
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="--backend ray's cluster: auto (a running one), local (start one here), host:port, ray://…; "
+        "default: the running cluster Ray finds, else start one here",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     return parser
 

@@ -18,6 +18,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import inspect
 import io
 import re
 import shlex
@@ -32,9 +33,11 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from rl_coordconv import __version__
 from rl_coordconv.agents import ALGOS, algo_spec, load_model, make_model, parse_overrides, resolve_hyperparams
+from rl_coordconv.cli import HelpFormatter
 from rl_coordconv.envs import ATARI_PROTOCOL, BACKENDS, canonical_game, make_atari_vec_env
 from rl_coordconv.extractors import AtariCNN, resolve_coord_layers
 from rl_coordconv.runs import (
@@ -43,6 +46,7 @@ from rl_coordconv.runs import (
     RunDir,
     RunRecorder,
     RunStateError,
+    TrainingFailed,
     atomic_write_bytes,
     environment_report,
     rng_state,
@@ -204,6 +208,7 @@ def _coord_weight_ratio(model: BaseAlgorithm) -> float | None:
 
 def save_checkpoint(model: BaseAlgorithm, run: RunDir, recorder: RunRecorder) -> None:
     """Model + optimizer (SB3 zip) and step, RNG states and wall time, atomically."""
+    recorder.flush()  # TensorBoard holds every point up to the checkpoint, as episodes.csv does
     buffer = io.BytesIO()
     model.save(buffer)
     state = io.BytesIO()
@@ -277,7 +282,8 @@ def train(
     :param overwrite: delete whatever is in the run directory and start over
     :param command: the command line, recorded in ``config.yaml``
     :param backend: where Ape-X's actors run: ``local`` processes or ``ray``
-    :param ray_address: the Ray cluster for ``backend="ray"`` (default ``auto``)
+    :param ray_address: the Ray cluster for ``backend="ray"`` (None: the running cluster Ray finds,
+        else a new instance here; see :func:`~rl_coordconv.runtime.connect_ray`)
     :raises ValueError: bad settings
     :raises RunStateError: a finished run without ``overwrite``, nothing to resume, a corrupt checkpoint
     """
@@ -318,6 +324,14 @@ def _resume_from(run: RunDir, checkpoint: Checkpoint, state: dict[str, Any]) -> 
     return float(state["wall_time"])
 
 
+def _learning_starts(model: OffPolicyAlgorithm, hyperparams: dict[str, Any]) -> int:
+    """Steps of warm-up before learning. The replay buffer is not checkpointed (SB3 keeps it out of
+    the model file), so a resumed DQN / QR-DQN run refills that many (SB3's warm-up plays them at
+    random) before it learns again, instead of sampling batches from a nearly empty buffer."""
+    default = inspect.signature(type(model).__init__).parameters["learning_starts"].default
+    return int(hyperparams.get("learning_starts", default))
+
+
 def _summary(run: RunDir, steps: int, recorder: RunRecorder) -> None:
     recent = recorder.recent_returns[-10:]
     summary = f"mean return of the last {len(recent)} games {np.mean(recent):.1f}" if recent else "no game finished"
@@ -355,7 +369,6 @@ def _train_locked(
             raise RunStateError(f"cannot resume: {error}; --overwrite starts the run over") from error
     if config.algo == "apex":  # actors and a learner of its own instead of an SB3 learn()
         return _train_apex(run, config, checkpoint, device, overwrite, command, backend, ray_address)
-    _prepare_run_dir(run, config, checkpoint, overwrite, command)
     start_step = checkpoint.step if checkpoint else 0
     env_seed = config.seed + start_step  # a resumed run plays new games, not replays of the old ones
     env = make_atari_vec_env(config.game, config.n_envs, seed=env_seed, backend=config.env_backend)
@@ -367,9 +380,12 @@ def _train_locked(
             except Exception as error:  # SB3 raises many kinds on a damaged zip
                 raise RunStateError(f"cannot load checkpoint {checkpoint.model}: {error}") from error
             model._last_obs = None  # the env is new: make learn() reset it
+            if isinstance(model, OffPolicyAlgorithm):
+                model.learning_starts = checkpoint.step + _learning_starts(model, config.hyperparams)
+            _prepare_run_dir(run, config, checkpoint, overwrite, command)
             wall_offset = _resume_from(run, checkpoint, state)
         else:
-            model = make_model(
+            model = make_model(  # before anything is written: a rejected value leaves no half-made run
                 config.algo,
                 env,
                 config.hyperparams,
@@ -379,6 +395,7 @@ def _train_locked(
                 seed=config.seed,
                 device=str(device),
             )
+            _prepare_run_dir(run, config, checkpoint, overwrite, command)
             wall_offset = 0.0
             n_params = sum(p.numel() for p in model.policy.parameters())
             print(f"training {config.algo} on {config.game} ({config.arm}, seed {config.seed}) on {device}: {run.path}")
@@ -479,14 +496,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rl_coordconv.train",
         description="Train an SB3 agent on an Atari game with a Nature CNN, conv or CoordConv.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--algo", default="a2c", help=f"one of {', '.join(ALGOS)}")
     parser.add_argument("--game", default="Pong", help="Atari game: Pong, ms_pacman, ALE/Breakout-v5, ...")
-    parser.add_argument("--coordconv", action="store_true", help="CoordConv on the first conv layer")
+    parser.add_argument("--coordconv", action="store_true", help="CoordConv on the layers --coord-layers names")
     parser.add_argument("--with-r", action="store_true", help="add the radius channel (needs --coordconv)")
-    parser.add_argument("--coord-layers", default="first", help="first, all, or conv indices like 0,2")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--coord-layers", default="first", help="with --coordconv: first, all, or conv indices like 0,2"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seeds the network, the envs and the run's directory name")
     parser.add_argument("--timesteps", default=None, help="agent steps, e.g. 1e6 or 10M (default: the algo's)")
     parser.add_argument(
         "--n-envs", type=int, default=None, help="parallel envs, per actor for apex (default: the algo's)"
@@ -503,8 +522,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     apex = parser.add_argument_group("Ape-X (--algo apex)")
     apex.add_argument("--actors", type=int, default=None, help="ε-greedy actors (default: 4), same as --set actors=N")
-    apex.add_argument("--backend", default="local", help="where the actors run: local processes or ray actors")
-    apex.add_argument("--ray-address", default=None, help="--backend ray's cluster: auto, local, host:port, ray://…")
+    apex.add_argument("--backend", default="local", help="where the actors run: local (processes) or ray (Ray actors)")
+    apex.add_argument(
+        "--ray-address",
+        default=None,
+        help="--backend ray's cluster: auto (a running one), local (start one here), host:port, ray://…; "
+        "default: the running cluster Ray finds, else start one here",
+    )
     return parser
 
 
@@ -561,6 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RunStateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except TrainingFailed as error:
+        print(f"error: {error}; --resume continues from the last checkpoint", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; --resume continues from the last checkpoint", file=sys.stderr)
         return 130

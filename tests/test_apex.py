@@ -664,3 +664,53 @@ def test_apex_options_are_refused_for_other_algos(tmp_path, capsys, args, messag
 def test_large_replay_fits_in_memory_budget():
     replay = PrioritizedReplay(1_000_000, 16)
     assert replay.nbytes < 8 * 2**30 and math.isclose(replay.frames.nbytes / 1e6, 1_000_000 * 84 * 84 / 1e6)
+
+
+def test_an_actor_that_keeps_dying_stops_the_run_in_one_line(tmp_path, capsys, monkeypatch):
+    from rl_coordconv.agents import apex
+    from rl_coordconv.agents.apex.runner import ActorFailure, ActorPool
+
+    class DyingPool(ActorPool):
+        """Every actor dies as soon as it starts."""
+
+        def __init__(self) -> None:
+            self.started: list[tuple[int, int]] = []
+
+        def start(self, spec):
+            self.started.append((spec.index, spec.incarnation))
+
+        def submit(self, index, steps):
+            pass
+
+        def poll(self, timeout):
+            index, incarnation = self.started[-1]
+            return [ActorFailure(index, incarnation, "out of memory")]
+
+        def publish(self, learner):
+            pass
+
+        def close(self):
+            pass
+
+    pool = DyingPool()
+    monkeypatch.setattr(apex, "make_actor_pool", lambda backend, address: pool)
+    code = train.main([*SMALL, "--actors", "1", "--timesteps", "800", "--log-dir", str(tmp_path)])
+    assert code == 1 and pool.started == [(0, 0), (0, 1), (0, 2)]
+    assert capsys.readouterr().err.splitlines() == [
+        "error: actor 0 died 3 times in a row: out of memory; --resume continues from the last checkpoint"
+    ]
+
+
+@pytest.mark.parametrize("args,address", [([], None), (["--ray-address", "auto"], "auto")])
+def test_backend_ray_joins_the_cluster_ray_finds_unless_told(tmp_path, capsys, monkeypatch, args, address):
+    from rl_coordconv.agents.apex import runner
+
+    asked = []
+
+    def connect(given):
+        asked.append(given)
+        raise ValueError("no cluster here")
+
+    monkeypatch.setattr(runner, "connect_ray", connect)
+    assert train.main([*SMALL, "--log-dir", str(tmp_path), "--backend", "ray", *args]) == 2
+    assert asked == [address] and "error: no cluster here" in capsys.readouterr().err

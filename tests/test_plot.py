@@ -167,16 +167,20 @@ def test_bins_before_the_first_game_are_left_blank_without_warnings(tmp_path, mo
         ("empty", [], "no runs (directories with config.yaml)"),
         ("grid", ["--last-k", "0"], "must be positive"),
         ("grid", ["--algo", "ppo"], "no ppo runs"),
+        ("out is a file", [], "cannot write to --out"),
     ],
 )
 def test_bad_input(tmp_path, capsys, setup, args, message):
     root = tmp_path / "runs"
     if setup == "empty":
         root.mkdir()
-    elif setup == "grid":
+    elif setup in ("grid", "out is a file"):
         make_grid(root, seeds=range(2))
+    if setup == "out is a file":
+        (tmp_path / "out").write_text("not a directory")
     assert plot.main([str(root), "--out", str(tmp_path / "out"), *args]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
 
 
 def test_export_copies_only_small_artefacts_of_finished_runs(tmp_path):

@@ -117,3 +117,37 @@ def test_ray_backend_without_a_cluster_is_a_clear_error(tmp_path, capsys):
         ["--games", "Pong", "--log-dir", str(tmp_path), "--backend", "ray", "--ray-address", "10.255.255.1:1"]
     )
     assert code == 2 and "cannot reach a Ray cluster at '10.255.255.1:1'" in capsys.readouterr().err
+
+
+class _FakeRay:
+    """Just enough of Ray for run_ray: tasks never finish, and waiting for one is interrupted."""
+
+    def __init__(self) -> None:
+        self.cancelled: list[object] = []
+        self.address = "unset"
+
+    def cluster_resources(self) -> dict[str, float]:
+        return {"CPU": 2.0}
+
+    def remote(self, **options):
+        return lambda function: type("Task", (), {"remote": staticmethod(lambda *args: object())})
+
+    def wait(self, refs, num_returns):
+        raise KeyboardInterrupt
+
+    def cancel(self, ref, force):
+        self.cancelled.append(ref)
+
+
+def test_ray_sweep_joins_rays_default_cluster_and_stops_cleanly_on_ctrl_c(tmp_path, capsys, monkeypatch):
+    fake = _FakeRay()
+
+    def connect(address):
+        fake.address = address
+        return fake
+
+    monkeypatch.setattr(sweep, "connect_ray", connect)
+    code = sweep.main([*TINY, "--timesteps", "160", "--log-dir", str(tmp_path), "--backend", "ray"])
+    assert fake.address is None  # Ray's own default: the running cluster it finds, else a new one here
+    assert code == 130 and len(fake.cancelled) == 4
+    assert "run the same command again to continue" in capsys.readouterr().err

@@ -139,6 +139,27 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert [e.step for e in events.Scalars("charts/episodic_return")] == steps  # TensorBoard purged them too
 
 
+def test_a_resume_keeps_the_same_games_in_episodes_csv_and_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rl_coordconv.runs import EpisodeLog, RunDir, RunRecorder
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    first = RunRecorder(run)
+    for step in (90, 100, 110):  # a game ends on the checkpoint step (100), one after it
+        first.episode(step, float(step), 10)
+    first.close()  # the attempt dies; the resume starts from the checkpoint at step 100
+    EpisodeLog.truncate_after(run.episodes_path, 100)
+    second = RunRecorder(run, start_step=100)
+    second.episode(120, 120.0, 10)
+    second.close()
+    events = EventAccumulator(str(run.path))
+    events.Reload()
+    csv_steps = [int(row["agent_step"]) for row in episode_rows(run.episodes_path)]
+    assert csv_steps == [e.step for e in events.Scalars("charts/episodic_return")] == [90, 100, 120]
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -150,6 +171,7 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
         (["--device", "cuda"], "--device cuda asked for CUDA"),
         (["--env-backend", "gym"], "unknown --env-backend 'gym'; choose from ale, envpool, sb3"),
         (["--set", "n_step=3"], "a2c has no hyperparameter 'n_step'"),
+        (["--set", "learning_rate=fast"], "learning_rate='fast'"),
         (["--with-r"], "--with-r needs --coordconv"),
         (["--resume"], "nothing to resume"),
     ],
@@ -164,7 +186,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and err.startswith("error: ") and err.count("\n") == 1
-    assert not list(tmp_path.rglob("*.zip")), "a refused run must not write anything"
+    assert not list(tmp_path.rglob("*.zip")) and not list(tmp_path.rglob("config.yaml")), "a refused run writes nothing"
 
 
 def test_finished_run_is_never_overwritten_without_asking(tmp_path, capsys):
@@ -195,6 +217,23 @@ def test_resume_refuses_a_missing_or_corrupt_checkpoint_and_changed_settings(tmp
     assert train.main([*args, "--resume"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
     assert (run / "final_model.zip").exists()
+
+
+def test_a_resumed_dqn_refills_its_replay_buffer_before_it_learns_again(tmp_path):
+    from stable_baselines3 import DQN
+
+    dqn = ["--algo", "dqn", "--game", "Breakout", "--no-progress", "--timesteps", "400", "--checkpoint-every", "200"]
+    dqn += ["--set", "buffer_size=500", "--set", "learning_starts=60", "--set", "train_freq=4"]
+    fresh, resumed = tmp_path / "fresh", tmp_path / "resumed"
+    assert train.main([*dqn, "--log-dir", str(fresh)]) == 0
+    assert train.main([*dqn, "--log-dir", str(resumed)]) == 0
+    run = run_dir(resumed, algo="dqn")
+    (run / "state.json").write_text(json.dumps({"status": "running", "agent_steps": 200}))  # died after step 200
+    assert train.main([*dqn, "--log-dir", str(resumed), "--resume"]) == 0
+    whole = DQN.load(run_dir(fresh, algo="dqn") / "final_model.zip")
+    again = DQN.load(run / "final_model.zip")
+    assert again.learning_starts == 200 + 60
+    assert again._n_updates == whole._n_updates - 60 // 4  # no gradient step while steps 200-260 refill it
 
 
 def test_a_run_in_use_by_another_process_is_refused(tmp_path, capsys):

@@ -156,6 +156,7 @@ def make_model(
     :param coord_layers: which convolutions get coordinates (``first``, ``all`` or indices)
     :param seed: seeds python, numpy and torch (SB3's ``set_random_seed``)
     :param device: torch device
+    :raises ValueError: a hyperparameter value the algorithm rejects
     """
     spec = algo_spec(algo)
     if algo == "apex":  # the learner's network, as an SB3 DQN; rl_coordconv.agents.apex trains it
@@ -169,7 +170,11 @@ def make_model(
         if kwargs.get("use_rms_prop", True):
             policy_kwargs["optimizer_class"] = RMSpropTFLike
             policy_kwargs["optimizer_kwargs"] = dict(alpha=alpha, eps=kwargs.get("rms_prop_eps", 1e-5), weight_decay=0)
-    return spec.model_class("CnnPolicy", env, policy_kwargs=policy_kwargs, seed=seed, device=device, **kwargs)
+    try:
+        return spec.model_class("CnnPolicy", env, policy_kwargs=policy_kwargs, seed=seed, device=device, **kwargs)
+    except (TypeError, ValueError, AssertionError) as error:  # SB3 checks some values with assert
+        settings = ", ".join(f"{key}={value!r}" for key, value in hyperparams.items())
+        raise ValueError(f"{algo} does not accept these hyperparameters ({settings}): {error}") from error
 
 
 def load_model(algo: str, path: Any, env: VecEnv | None = None, device: str = "auto") -> BaseAlgorithm:

@@ -42,7 +42,8 @@ __all__ = [
 
 # The paper's nine games are not named anywhere in its text. This set is the seven games of the
 # DQN-2013 paper minus Enduro (where A2C scores 0), plus MsPacman and Asteroids, and BankHeist, a
-# maze game where absolute position matters. Eight have published rl-zoo3 A2C scores.
+# maze game where absolute position matters. Seven (all but BankHeist and MsPacman) have published
+# rl-zoo3 A2C scores; all nine are in the PPO paper's Table 6 (A2C at 40M frames).
 ATARI9 = (
     "Asteroids",
     "BankHeist",

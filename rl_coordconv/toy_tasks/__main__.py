@@ -23,6 +23,8 @@ from typing import NoReturn
 # of spinning, which on a shared 2-core machine made small training steps up to 4× slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from rl_coordconv.cli import HelpFormatter
+
 __all__ = ["build_parser", "main"]
 
 
@@ -52,11 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m rl_coordconv.toy_tasks",
         description="The supervised coordinate tasks of Liu et al. (2018), conv vs CoordConv.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--task", default="classification", help="classification, regression or rendering")
-    parser.add_argument("--split", default="quadrant", help="uniform or quadrant")
-    parser.add_argument("--model", default="coordconv", help="conv or coordconv")
+    # A single run's options default to None here, so that --reproduce can refuse them; _SINGLE fills them in.
+    parser.add_argument("--task", help="classification, regression or rendering (default: classification)")
+    parser.add_argument("--split", help="uniform or quadrant (default: quadrant)")
+    parser.add_argument("--model", help="conv or coordconv (default: coordconv)")
     defaults = "default: the paper's for the task and model"
     parser.add_argument("--epochs", type=_int, help=f"passes over the training set ({defaults})")
     parser.add_argument("--batch-size", type=_int, help=f"minibatch size ({defaults})")
@@ -66,9 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mul", type=_int, help="width multiplier (conv models; CoordConv rendering head)")
     parser.add_argument("--fs", type=_int, help="filter size (deconv models; CoordConv rendering head)")
     parser.add_argument("--arch", help="regression conv baseline: pooled or strided")
-    parser.add_argument("--seed", type=_int, default=0, help="initialisation and minibatch order")
-    parser.add_argument("--split-seed", type=_int, default=0, help="shuffle of the uniform split")
-    parser.add_argument("--eval-every", type=_int, default=0, help="steps between test evaluations (0: 25, log-spaced)")
+    parser.add_argument("--seed", type=_int, help="initialisation and minibatch order (default: 0)")
+    parser.add_argument("--split-seed", type=_int, help="shuffle of the uniform split (default: 0)")
+    parser.add_argument(
+        "--eval-every", type=_int, help="steps between test evaluations (default: 0, i.e. 25 log-spaced ones)"
+    )
     parser.add_argument(
         "--stop-at", type=_float, help="stop when the test metric reaches this (e.g. 1 = 100%% accuracy)"
     )
@@ -105,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             for cell in args.cells or []:
                 parse_cell(cell)
         else:
+            for name, default in _SINGLE.items():
+                if getattr(args, name) is None:
+                    setattr(args, name, default)
             config = resolve_config(
                 ToyConfig(
                     task=args.task,
@@ -148,8 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-# Options of a single run; --reproduce takes its settings from reproduce.SWEEPS instead.
-_RUN_ONLY = ("epochs", "batch_size", "lr", "l2", "lr_drops", "mul", "fs", "arch", "stop_at")
+# Options of a single run; --reproduce takes its settings from reproduce.SWEEPS instead. Those
+# with a fixed default get it from _SINGLE; the others default to the paper's per task and model.
+_SINGLE = {
+    "task": "classification",
+    "split": "quadrant",
+    "model": "coordconv",
+    "seed": 0,
+    "split_seed": 0,
+    "eval_every": 0,
+}
+_RUN_ONLY = (*_SINGLE, "epochs", "batch_size", "lr", "l2", "lr_drops", "mul", "fs", "arch", "stop_at")
 
 
 def _check_mode(args: argparse.Namespace) -> None:

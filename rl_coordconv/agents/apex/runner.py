@@ -41,7 +41,7 @@ from rl_coordconv.agents.apex.learner import ApexLearner, apex_policy_kwargs, ma
 from rl_coordconv.agents.apex.replay import PrioritizedReplay
 from rl_coordconv.envs import ATARI_PROTOCOL, action_meanings
 from rl_coordconv.extractors import CoordLayers
-from rl_coordconv.runs import RunDir, RunRecorder, rng_state
+from rl_coordconv.runs import RunDir, RunRecorder, TrainingFailed, rng_state
 from rl_coordconv.runtime import connect_ray
 
 __all__ = ["BACKENDS", "ActorFailure", "ActorPool", "ApexTrainer", "LocalActorPool", "RayActorPool", "make_actor_pool"]
@@ -313,8 +313,9 @@ def make_actor_pool(backend: str = "local", ray_address: str | None = None) -> A
     """The pool for ``--backend``; ``ray`` connects to the cluster now, so a bad address fails early.
 
     :param backend: ``local`` or ``ray``
-    :param ray_address: for ``ray``: ``auto`` (the cluster this node belongs to; the default),
-        ``local`` (start a Ray instance here), ``host:port`` or ``ray://host:10001``
+    :param ray_address: for ``ray``: None (the running cluster Ray finds, else a new instance
+        here), ``auto`` (a running cluster only), ``local`` (a new instance here), ``host:port``
+        or ``ray://host:10001``; see :func:`~rl_coordconv.runtime.connect_ray`
     :raises ValueError: unknown backend, Ray not installed, cluster unreachable
     """
     if backend == "local":
@@ -322,7 +323,7 @@ def make_actor_pool(backend: str = "local", ray_address: str | None = None) -> A
             raise ValueError("--ray-address needs --backend ray")
         return LocalActorPool()
     if backend == "ray":
-        return RayActorPool(connect_ray("auto" if ray_address is None else ray_address))
+        return RayActorPool(connect_ray(ray_address))
     raise ValueError(f"unknown --backend {backend!r}; choose from {', '.join(BACKENDS)}")
 
 
@@ -499,7 +500,7 @@ class ApexTrainer:
                 if isinstance(event, ActorFailure):
                     failures[index] += 1
                     if failures[index] >= _MAX_CONSECUTIVE_FAILURES:
-                        raise RuntimeError(f"actor {index} died {failures[index]} times in a row: {event.reason}")
+                        raise TrainingFailed(f"actor {index} died {failures[index]} times in a row: {event.reason}")
                     issued -= sum(orders[index]) * n_envs
                     orders[index].clear()
                     incarnations[index] += 1
@@ -528,6 +529,7 @@ class ApexTrainer:
                 self._report(recorder, timesteps, start_step)
                 next_report = step + max(timesteps // 20, 1)
             if step >= next_checkpoint and step < timesteps:
+                recorder.flush()  # TensorBoard holds every point up to the checkpoint, as episodes.csv does
                 self.save_checkpoint(run, recorder.elapsed())
                 next_checkpoint = (step // checkpoint_every + 1) * checkpoint_every
 
