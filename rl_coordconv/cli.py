@@ -13,6 +13,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if action.default is None or action.default is False or action.default == [] or "default" in text:
+        stated = "(default" in text or "default:" in text
+        if action.default is None or action.default is False or action.default == [] or stated:
             return text
         return super()._get_help_string(action)

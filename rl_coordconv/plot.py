@@ -22,6 +22,7 @@ overrides); unfinished runs are left out and listed.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import warnings
@@ -385,7 +386,9 @@ def make_report(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # a file of that name, no permission
-        raise ValueError(f"cannot write to --out {out}: {error.strerror}") from error
+        raise ValueError(f"cannot write to {out}: {error.strerror or error}") from error
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"cannot write to {out}: permission denied")
 
     scores = final_scores(runs, last_k)
     title = f"{algos[0].upper()} on Atari"

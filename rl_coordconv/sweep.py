@@ -18,6 +18,7 @@ sees. Ray is an optional extra (``pip install 'rl-coordconv[ray]'``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -244,14 +245,14 @@ def run_ray(cells: list[Cell], address: str | None, gpus_per_run: float | None =
         gpus_per_run = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
     task = ray.remote(num_cpus=1, num_gpus=gpus_per_run, max_retries=2)(_ray_task)
     pending = {}
-    for cell in cells:
-        if cell.action in ("skip", "busy"):
-            cell.status = "skipped" if cell.action == "skip" else "busy"
-            continue
-        pending[task.remote(cell.config, cell.overrides)] = cell
-        cell.status, cell.started = "running", time.monotonic()
-    print(f"submitted {len(pending)} runs to Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)", flush=True)
     try:
+        for cell in cells:
+            if cell.action in ("skip", "busy"):
+                cell.status = "skipped" if cell.action == "skip" else "busy"
+                continue
+            pending[task.remote(cell.config, cell.overrides)] = cell
+            cell.status, cell.started = "running", time.monotonic()
+        print(f"submitted {len(pending)} runs to Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)", flush=True)
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             cell = pending.pop(done[0])
@@ -264,7 +265,8 @@ def run_ray(cells: list[Cell], address: str | None, gpus_per_run: float | None =
             print(f"{cell.status}: {cell.label} ({(time.monotonic() - cell.started) / 60:.1f} min)", flush=True)
     except KeyboardInterrupt:
         for ref, cell in pending.items():  # each run keeps its checkpoints; the next sweep resumes it
-            ray.cancel(ref, force=True)
+            with contextlib.suppress(Exception):  # a lost connection: the cluster stops the tasks itself
+                ray.cancel(ref, force=True)
             cell.status = "interrupted"
         print("sweep interrupted; run the same command again to continue", file=sys.stderr)
         return 130

@@ -18,7 +18,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import inspect
 import io
 import re
 import shlex
@@ -286,6 +285,7 @@ def train(
         else a new instance here; see :func:`~rl_coordconv.runtime.connect_ray`)
     :raises ValueError: bad settings
     :raises RunStateError: a finished run without ``overwrite``, nothing to resume, a corrupt checkpoint
+    :raises TrainingFailed: the run cannot go on (Ape-X: an actor died three times in a row)
     """
     if resume and overwrite:
         raise ValueError("--resume and --overwrite contradict each other; pick one")
@@ -324,12 +324,11 @@ def _resume_from(run: RunDir, checkpoint: Checkpoint, state: dict[str, Any]) -> 
     return float(state["wall_time"])
 
 
-def _learning_starts(model: OffPolicyAlgorithm, hyperparams: dict[str, Any]) -> int:
-    """Steps of warm-up before learning. The replay buffer is not checkpointed (SB3 keeps it out of
-    the model file), so a resumed DQN / QR-DQN run refills that many (SB3's warm-up plays them at
-    random) before it learns again, instead of sampling batches from a nearly empty buffer."""
-    default = inspect.signature(type(model).__init__).parameters["learning_starts"].default
-    return int(hyperparams.get("learning_starts", default))
+def _restart_hint(run: RunDir) -> str:
+    try:
+        return f"--resume continues from the checkpoint at step {run.latest_checkpoint().step:,}"
+    except RunStateError:
+        return "no checkpoint yet: --overwrite starts the run over"
 
 
 def _summary(run: RunDir, steps: int, recorder: RunRecorder) -> None:
@@ -380,8 +379,8 @@ def _train_locked(
             except Exception as error:  # SB3 raises many kinds on a damaged zip
                 raise RunStateError(f"cannot load checkpoint {checkpoint.model}: {error}") from error
             model._last_obs = None  # the env is new: make learn() reset it
-            if isinstance(model, OffPolicyAlgorithm):
-                model.learning_starts = checkpoint.step + _learning_starts(model, config.hyperparams)
+            if isinstance(model, OffPolicyAlgorithm):  # its replay is not checkpointed: refill it first
+                model.learn_from = checkpoint.step + model.learning_starts  # type: ignore[attr-defined]
             _prepare_run_dir(run, config, checkpoint, overwrite, command)
             wall_offset = _resume_from(run, checkpoint, state)
         else:
@@ -476,7 +475,10 @@ def _train_apex(
             run, start_step=trainer.num_timesteps, wall_offset=wall_offset, frame_skip=ATARI_PROTOCOL.frame_skip
         )
         try:
-            trainer.train(config.timesteps, run, recorder, config.checkpoint_every, config.log_every)
+            try:
+                trainer.train(config.timesteps, run, recorder, config.checkpoint_every, config.log_every)
+            except TrainingFailed as error:
+                raise TrainingFailed(f"{error}; {_restart_hint(run)}") from error
             atomic_write_bytes(run.final_model_path, trainer.model_bytes())
             run.write_state(
                 "finished",
@@ -586,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingFailed as error:
-        print(f"error: {error}; --resume continues from the last checkpoint", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; --resume continues from the last checkpoint", file=sys.stderr)

@@ -697,7 +697,7 @@ def test_an_actor_that_keeps_dying_stops_the_run_in_one_line(tmp_path, capsys, m
     code = train.main([*SMALL, "--actors", "1", "--timesteps", "800", "--log-dir", str(tmp_path)])
     assert code == 1 and pool.started == [(0, 0), (0, 1), (0, 2)]
     assert capsys.readouterr().err.splitlines() == [
-        "error: actor 0 died 3 times in a row: out of memory; --resume continues from the last checkpoint"
+        "error: actor 0 died 3 times in a row: out of memory; no checkpoint yet: --overwrite starts the run over"
     ]
 
 

@@ -167,7 +167,7 @@ def test_bins_before_the_first_game_are_left_blank_without_warnings(tmp_path, mo
         ("empty", [], "no runs (directories with config.yaml)"),
         ("grid", ["--last-k", "0"], "must be positive"),
         ("grid", ["--algo", "ppo"], "no ppo runs"),
-        ("out is a file", [], "cannot write to --out"),
+        ("out is a file", [], "cannot write to"),
     ],
 )
 def test_bad_input(tmp_path, capsys, setup, args, message):

@@ -171,7 +171,7 @@ def test_a_resume_keeps_the_same_games_in_episodes_csv_and_tensorboard(tmp_path)
         (["--device", "cuda"], "--device cuda asked for CUDA"),
         (["--env-backend", "gym"], "unknown --env-backend 'gym'; choose from ale, envpool, sb3"),
         (["--set", "n_step=3"], "a2c has no hyperparameter 'n_step'"),
-        (["--set", "learning_rate=fast"], "learning_rate='fast'"),
+        (["--set", "learning_rate=fast"], "a2c rejected its hyperparameters (check the --set values): The learning"),
         (["--with-r"], "--with-r needs --coordconv"),
         (["--resume"], "nothing to resume"),
     ],
@@ -232,7 +232,7 @@ def test_a_resumed_dqn_refills_its_replay_buffer_before_it_learns_again(tmp_path
     assert train.main([*dqn, "--log-dir", str(resumed), "--resume"]) == 0
     whole = DQN.load(run_dir(fresh, algo="dqn") / "final_model.zip")
     again = DQN.load(run / "final_model.zip")
-    assert again.learning_starts == 200 + 60
+    assert again.learning_starts == 60 and again.learn_from == 200 + 60
     assert again._n_updates == whole._n_updates - 60 // 4  # no gradient step while steps 200-260 refill it
 
 

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import yaml
-from sb3_contrib import QRDQN
-from stable_baselines3 import DQN, PPO
+from stable_baselines3 import DQN as SB3_DQN
+from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 from stable_baselines3.common.utils import LinearSchedule
@@ -27,7 +27,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from rl_coordconv.agents.a2c import A2C, A2C_DEFAULTS, A2C_N_ENVS, A2C_TIMESTEPS
 from rl_coordconv.agents.apex.config import APEX_ENVS_PER_ACTOR, APEX_TIMESTEPS, ApexConfig
 from rl_coordconv.agents.apex.learner import apex_policy_kwargs, make_apex_model
-from rl_coordconv.agents.zoo import DQN_DEFAULTS, PPO_DEFAULTS, QRDQN_DEFAULTS
+from rl_coordconv.agents.zoo import DQN, DQN_DEFAULTS, PPO_DEFAULTS, QRDQN, QRDQN_DEFAULTS
 from rl_coordconv.extractors import CoordLayers, atari_policy_kwargs
 
 __all__ = ["ALGOS", "AlgoSpec", "algo_spec", "load_model", "make_model", "parse_overrides", "resolve_hyperparams"]
@@ -73,7 +73,12 @@ ALGOS: dict[str, AlgoSpec] = {
     "qrdqn": AlgoSpec("qrdqn", QRDQN, QRDQN_DEFAULTS, n_envs=1),
     # n_envs is games per actor; the saved model is an SB3 DQN with a dueling policy
     "apex": AlgoSpec(
-        "apex", DQN, asdict(ApexConfig()), n_envs=APEX_ENVS_PER_ACTOR, timesteps=APEX_TIMESTEPS, config_class=ApexConfig
+        "apex",
+        SB3_DQN,
+        asdict(ApexConfig()),
+        n_envs=APEX_ENVS_PER_ACTOR,
+        timesteps=APEX_TIMESTEPS,
+        config_class=ApexConfig,
     ),
 }
 
@@ -173,8 +178,7 @@ def make_model(
     try:
         return spec.model_class("CnnPolicy", env, policy_kwargs=policy_kwargs, seed=seed, device=device, **kwargs)
     except (TypeError, ValueError, AssertionError) as error:  # SB3 checks some values with assert
-        settings = ", ".join(f"{key}={value!r}" for key, value in hyperparams.items())
-        raise ValueError(f"{algo} does not accept these hyperparameters ({settings}): {error}") from error
+        raise ValueError(f"{algo} rejected its hyperparameters (check the --set values): {error}") from error
 
 
 def load_model(algo: str, path: Any, env: VecEnv | None = None, device: str = "auto") -> BaseAlgorithm:

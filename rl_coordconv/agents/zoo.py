@@ -1,14 +1,41 @@
 """PPO, DQN and QR-DQN with rl-baselines3-zoo's Atari hyperparameters (hyperparams/*.yml, ``atari``).
 
-They use the stock SB3 / sb3-contrib classes; only the features extractor (AtariCNN, either arm,
-with an explicit ``net_arch``) and the envs come from this package.
+They are the stock SB3 / sb3-contrib algorithms; only the features extractor (AtariCNN, either
+arm, with an explicit ``net_arch``) and the envs come from this package. DQN and QR-DQN add one
+thing for ``--resume``: their replay buffer is not checkpointed (SB3 keeps it out of the model
+file), so a resumed run refills it, playing its ε-greedy policy, before it learns again.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DQN_DEFAULTS", "PPO_DEFAULTS", "QRDQN_DEFAULTS"]
+import sb3_contrib
+import stable_baselines3
+
+__all__ = ["DQN", "DQN_DEFAULTS", "PPO_DEFAULTS", "QRDQN", "QRDQN_DEFAULTS"]
+
+
+class _RefillsAfterResume:
+    """No gradient step until agent step ``learn_from`` is passed. A resume sets it to the
+    checkpoint's step plus ``learning_starts``, the warm-up a fresh run has; unlike in SB3's own
+    warm-up (random actions) the agent keeps playing its ε-greedy policy meanwhile."""
+
+    learn_from = 0
+    num_timesteps: int
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        if self.num_timesteps > self.learn_from:  # strict, as SB3 compares with learning_starts
+            super().train(gradient_steps, batch_size)  # type: ignore[misc]
+
+
+class DQN(_RefillsAfterResume, stable_baselines3.DQN):
+    """SB3's DQN; see :class:`_RefillsAfterResume`. Its saved models load with SB3's own class."""
+
+
+class QRDQN(_RefillsAfterResume, sb3_contrib.QRDQN):
+    """sb3-contrib's QR-DQN; see :class:`_RefillsAfterResume`."""
+
 
 PPO_DEFAULTS: dict[str, Any] = {
     # rl-zoo3 hyperparams/ppo.yml, atari (Schulman et al. 2017, Table 5)

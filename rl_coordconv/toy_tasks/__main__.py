@@ -36,6 +36,19 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+# Options of a single run; --reproduce takes its settings from reproduce.SWEEPS instead. Those
+# with a fixed default get it from _SINGLE; the others default to the paper's per task and model.
+_SINGLE = {
+    "task": "classification",
+    "split": "quadrant",
+    "model": "coordconv",
+    "seed": 0,
+    "split_seed": 0,
+    "eval_every": 0,
+}
+_RUN_ONLY = (*_SINGLE, "epochs", "batch_size", "lr", "l2", "lr_drops", "mul", "fs", "arch", "stop_at")
+
+
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -57,22 +70,27 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     # A single run's options default to None here, so that --reproduce can refuse them; _SINGLE fills them in.
-    parser.add_argument("--task", help="classification, regression or rendering (default: classification)")
-    parser.add_argument("--split", help="uniform or quadrant (default: quadrant)")
-    parser.add_argument("--model", help="conv or coordconv (default: coordconv)")
+    parser.add_argument("--task", help=f"classification, regression or rendering (default: {_SINGLE['task']})")
+    parser.add_argument("--split", help=f"uniform or quadrant (default: {_SINGLE['split']})")
+    parser.add_argument("--model", help=f"conv or coordconv (default: {_SINGLE['model']})")
     defaults = "default: the paper's for the task and model"
     parser.add_argument("--epochs", type=_int, help=f"passes over the training set ({defaults})")
     parser.add_argument("--batch-size", type=_int, help=f"minibatch size ({defaults})")
     parser.add_argument("--lr", type=_float, help=f"Adam learning rate ({defaults})")
     parser.add_argument("--l2", type=_float, help=f"L2 penalty on kernels ({defaults})")
-    parser.add_argument("--lr-drops", type=_int, help="×0.1 learning-rate drops, evenly spaced over the epochs")
-    parser.add_argument("--mul", type=_int, help="width multiplier (conv models; CoordConv rendering head)")
-    parser.add_argument("--fs", type=_int, help="filter size (deconv models; CoordConv rendering head)")
-    parser.add_argument("--arch", help="regression conv baseline: pooled or strided")
-    parser.add_argument("--seed", type=_int, help="initialisation and minibatch order (default: 0)")
-    parser.add_argument("--split-seed", type=_int, help="shuffle of the uniform split (default: 0)")
+    ours = "default: set per task and model"
+    parser.add_argument("--lr-drops", type=_int, help=f"×0.1 learning-rate drops, evenly spaced ({ours})")
+    parser.add_argument("--mul", type=_int, help=f"width multiplier, conv models and CoordConv rendering ({ours})")
+    parser.add_argument("--fs", type=_int, help=f"filter size, deconv models and CoordConv rendering ({ours})")
+    parser.add_argument("--arch", help=f"regression conv baseline: pooled or strided ({ours})")
+    parser.add_argument("--seed", type=_int, help=f"initialisation and minibatch order (default: {_SINGLE['seed']})")
     parser.add_argument(
-        "--eval-every", type=_int, help="steps between test evaluations (default: 0, i.e. 25 log-spaced ones)"
+        "--split-seed", type=_int, help=f"shuffle of the uniform split (default: {_SINGLE['split_seed']})"
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=_int,
+        help=f"steps between test evaluations; 0: 25, log-spaced (default: {_SINGLE['eval_every']})",
     )
     parser.add_argument(
         "--stop-at", type=_float, help="stop when the test metric reaches this (e.g. 1 = 100%% accuracy)"
@@ -154,19 +172,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     return 0
-
-
-# Options of a single run; --reproduce takes its settings from reproduce.SWEEPS instead. Those
-# with a fixed default get it from _SINGLE; the others default to the paper's per task and model.
-_SINGLE = {
-    "task": "classification",
-    "split": "quadrant",
-    "model": "coordconv",
-    "seed": 0,
-    "split_seed": 0,
-    "eval_every": 0,
-}
-_RUN_ONLY = (*_SINGLE, "epochs", "batch_size", "lr", "l2", "lr_drops", "mul", "fs", "arch", "stop_at")
 
 
 def _check_mode(args: argparse.Namespace) -> None:
