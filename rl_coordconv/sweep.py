@@ -30,10 +30,17 @@ from typing import Any
 
 from rl_coordconv.agents import algo_spec, parse_overrides
 from rl_coordconv.cli import HelpFormatter
-from rl_coordconv.envs import BACKENDS, resolve_games
+from rl_coordconv.envs import resolve_games
 from rl_coordconv.runs import RunDir, RunStateError
 from rl_coordconv.runtime import connect_ray
-from rl_coordconv.train import TrainConfig, arm_name, parse_steps, protocol_mismatch, resolve_config
+from rl_coordconv.train import (
+    TrainConfig,
+    add_run_options,
+    arm_name,
+    parse_steps,
+    protocol_mismatch,
+    resolve_config,
+)
 
 __all__ = ["ARMS", "Cell", "launch", "main", "plan", "run_local", "run_ray"]
 
@@ -285,12 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one run per seed, game and arm")
     parser.add_argument("--timesteps", default=None, help="agent steps per run, e.g. 2M (default: the algo's)")
     parser.add_argument("--n-envs", type=int, default=None, help="parallel envs per run (default: the algo's)")
-    parser.add_argument("--env-backend", default="ale", help=f"one of {', '.join(BACKENDS)}")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda, for every run")
-    parser.add_argument("--log-dir", default="runs", help="root of the run directories")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="a hyperparameter for every run, as in train (repeatable)")  # fmt: skip
-    parser.add_argument("--checkpoint-every", default="500k", help="agent steps between checkpoints")
+    add_run_options(parser)
     parser.add_argument(
         "--workers",
         type=int,

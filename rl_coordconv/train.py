@@ -494,6 +494,16 @@ def _train_apex(
     return run
 
 
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a run that ``sweep`` also takes and passes on to each of its runs."""
+    parser.add_argument("--env-backend", default="ale", help=f"one of {', '.join(BACKENDS)}")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--log-dir", default="runs", help="root of the run directories")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a hyperparameter, e.g. --set learning_rate=lin_1e-3 (repeatable)")  # fmt: skip
+    parser.add_argument("--checkpoint-every", default="500k", help="agent steps between checkpoints")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rl_coordconv.train",
@@ -512,12 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--n-envs", type=int, default=None, help="parallel envs, per actor for apex (default: the algo's)"
     )
-    parser.add_argument("--env-backend", default="ale", help=f"one of {', '.join(BACKENDS)}")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--log-dir", default="runs", help="root of the run directories")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a hyperparameter, e.g. --set learning_rate=lin_1e-3 (repeatable)")  # fmt: skip
-    parser.add_argument("--checkpoint-every", default="500k", help="agent steps between checkpoints")
+    add_run_options(parser)
     parser.add_argument("--log-every", default="10k", help="agent steps between fps/loss scalars")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="delete an existing run in the same directory first")
