@@ -475,10 +475,7 @@ def _train_apex(
             run, start_step=trainer.num_timesteps, wall_offset=wall_offset, frame_skip=ATARI_PROTOCOL.frame_skip
         )
         try:
-            try:
-                trainer.train(config.timesteps, run, recorder, config.checkpoint_every, config.log_every)
-            except TrainingFailed as error:
-                raise TrainingFailed(f"{error}; {_restart_hint(run)}") from error
+            trainer.train(config.timesteps, run, recorder, config.checkpoint_every, config.log_every)
             atomic_write_bytes(run.final_model_path, trainer.model_bytes())
             run.write_state(
                 "finished",
@@ -486,6 +483,8 @@ def _train_apex(
                 learner_steps=trainer.learner.steps,
                 wall_time=round(recorder.elapsed(), 1),
             )
+        except TrainingFailed as error:
+            raise TrainingFailed(f"{error}; {_restart_hint(run)}") from error
         finally:
             recorder.close()
     finally:

@@ -305,3 +305,16 @@ def test_an_action_shows_in_the_observation_its_step_returns(backend):
         assert paddle_x(new_obs) > paddle_x(obs) + 1
     finally:
         env.close()
+
+
+def test_ale_games_start_after_a_random_number_of_noop_frames():
+    """The vector env's own no-ops (0–29 frames per ale-py's source; SB3 plays 1–30): spread, never past 30."""
+    from rl_coordconv.envs.vector import _AleEmulator
+
+    emulator = _AleEmulator("Pong", 32, num_threads=1)
+    try:
+        starts = np.concatenate([emulator.env.reset(seed=seed)[1]["episode_frame_number"] for seed in (0, 100, 200)])
+    finally:
+        emulator.close()
+    assert starts.min() >= 0 and starts.max() <= ATARI_PROTOCOL.noop_max
+    assert len(np.unique(starts)) >= 15  # 96 resets, uniform over 30 values: ~28 distinct

@@ -23,6 +23,9 @@ adapter does in a few vectorised numpy lines, identically for both:
   gives them, and the episode's first frame is the one after the last forced action, the first
   SB3's agent sees; so the agent's first free choice sees SB3's stack exactly. (ALE's vector env
   zeroes at a game start only, envpool repeats the first frame.)
+- **no-ops** at a game start are the emulators' own. envpool plays 1–30 NOOP frames, as SB3's
+  ``NoopResetEnv`` does; ALE's vector env draws 0–29 (its source; ``episode_frame_number`` after a
+  reset measured 1–29 with ale-py 0.12.1), a shift of one frame at the ends that is left alone;
 - **reward clipping** to the sign, for training only; the raw score of each whole game goes to
   ``info["episode"]`` (the key SB3's ``Monitor`` uses), with its length in agent steps;
 - **SB3 semantics**: on a done, the returned observation starts the next episode and the last one
