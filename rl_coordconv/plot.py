@@ -48,6 +48,7 @@ __all__ = [
     "load_runs",
     "main",
     "make_report",
+    "permutation_p",
 ]
 
 # (random, human) scores, the standard Atari-57 table (Mnih et al. 2015, as used by Wang et al. 2016
@@ -203,11 +204,39 @@ def _difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(a, axis=axis) - np.mean(b, axis=axis)
 
 
+MIN_SEEDS_FOR_VERDICT = 3
+
+
+def permutation_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided p-value of an exact permutation test of equal means (every split of the pooled seeds).
+
+    With 3 seeds per arm there are 20 splits, so p ≥ 0.1: a per-game difference cannot reach
+    p < 0.05 with 3 seeds however the runs fall, which the bootstrap interval alone hides.
+    """
+    if min(len(a), len(b)) < 2:
+        return float("nan")
+    result = stats.permutation_test(
+        (np.asarray(a, dtype=float), np.asarray(b, dtype=float)),
+        _difference,
+        permutation_type="independent",
+        alternative="two-sided",
+        vectorized=True,
+        n_resamples=100_000,  # more than the splits of any grid here: the test is exact
+    )
+    return float(result.pvalue)
+
+
 def compare(scores: dict[tuple[str, str], np.ndarray], game: str, arms: list[str]) -> tuple[str, tuple[float, ...]]:
-    """Verdict for arms[1] vs arms[0] on one game from the 95% CI of the difference of seed means."""
-    diff = bootstrap_ci([scores[(game, arms[1])], scores[(game, arms[0])]], _difference)
-    if np.isnan(diff[1]):
-        return "cannot tell (too few seeds)", diff
+    """Verdict for arms[1] vs arms[0] on one game from the 95% CI of the difference of seed means.
+
+    Below ``MIN_SEEDS_FOR_VERDICT`` seeds in an arm there is no verdict: with 2 seeds each the
+    percentile bootstrap excludes 0 whenever one arm's two runs both beat the other's, which
+    happens by chance one time in three.
+    """
+    a, b = scores[(game, arms[1])], scores[(game, arms[0])]
+    diff = bootstrap_ci([a, b], _difference)
+    if min(len(a), len(b)) < MIN_SEEDS_FOR_VERDICT:
+        return f"cannot tell (fewer than {MIN_SEEDS_FOR_VERDICT} seeds)", diff
     if diff[1] > 0:
         return "better", diff
     if diff[2] < 0:
@@ -406,13 +435,17 @@ def make_report(
         "",
         f"Final score: the mean raw return of each run's last {last_k} games, then the mean over seeds"
         " with its 95% percentile-bootstrap CI over seeds and the number of seeds n. Verdict: the"
-        " 95% bootstrap CI of the difference of seed means excludes 0 (better / worse) or not.",
+        " 95% bootstrap CI of the difference of seed means excludes 0 (better / worse) or not, given"
+        f" at least {MIN_SEEDS_FOR_VERDICT} seeds per arm. With a handful of seeds a percentile bootstrap is"
+        " narrower than a true 95% interval, so p is also given: an exact two-sided permutation test"
+        " of equal means over all splits of the pooled seeds. With 3 seeds per arm p cannot go below"
+        " 0.1, so a 3-seed 'better' or 'worse' is a lead for more seeds, not a finding.",
         "",
     ]
     header = "| game | " + " | ".join(f"{arm} [95% CI] (n)" for arm in arms)
     if len(arms) == 2:
-        header += f" | {arms[1]} − {arms[0]} [95% CI] | verdict"
-    lines += [header + " |", "|---" * (len(arms) + 1 + 2 * (len(arms) == 2)) + "|"]
+        header += f" | {arms[1]} − {arms[0]} [95% CI] | p | verdict"
+    lines += [header + " |", "|---" * (len(arms) + 1 + 3 * (len(arms) == 2)) + "|"]
     for game in games:
         row = [game]
         for arm in arms:
@@ -420,9 +453,10 @@ def make_report(
             row.append("–" if values is None else f"{_fmt(bootstrap_ci([values], np.mean))} ({len(values)})")
         if len(arms) == 2 and all((game, a) in scores for a in arms):
             verdict, diff = compare(scores, game, arms)
-            row += [_fmt(diff), verdict]
+            p = permutation_p(scores[(game, arms[1])], scores[(game, arms[0])])
+            row += [_fmt(diff), "–" if np.isnan(p) else f"{p:.2f}", verdict]
         elif len(arms) == 2:
-            row += ["–", "missing runs"]
+            row += ["–", "–", "missing runs"]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     if agg.get("games"):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from rl_coordconv import plot
-from rl_coordconv.plot import HUMAN_SCORES, aggregate, bootstrap_ci, final_scores, load_runs
+from rl_coordconv.plot import HUMAN_SCORES, aggregate, bootstrap_ci, compare, final_scores, load_runs, permutation_p
 
 TRUE_MEAN = {
     ("Pong", "conv"): -5.0,
@@ -81,6 +81,25 @@ def test_bootstrap_ci_is_a_real_interval_and_needs_two_values():
     assert point == 3.0 and np.isnan(low) and np.isnan(high)
 
 
+def test_permutation_p_is_exact_and_cannot_go_below_a_tenth_with_three_seeds():
+    separated = permutation_p(np.array([10.0, 11.0, 12.0]), np.array([1.0, 2.0, 3.0]))
+    assert separated == pytest.approx(0.1)  # 2 of the 20 splits are as extreme, one per side
+    assert permutation_p(np.array([1.0, 3.0, 2.0]), np.array([2.0, 1.0, 3.0])) == pytest.approx(1.0)
+    assert permutation_p(np.arange(5.0) + 100, np.arange(5.0)) == pytest.approx(2 / 252)
+    assert np.isnan(permutation_p(np.array([1.0]), np.array([2.0, 3.0])))
+
+
+def test_no_verdict_below_three_seeds_however_far_apart():
+    scores = {("Pong", "conv"): np.array([-20.0, -19.0]), ("Pong", "coordconv"): np.array([15.0, 16.0])}
+    verdict, (point, low, high) = compare(scores, "Pong", ["conv", "coordconv"])
+    assert high > low
+    assert verdict == "cannot tell (fewer than 3 seeds)" and point == 35.0 and low > 0  # the interval is still shown
+    scores[("Pong", "conv")] = np.append(scores[("Pong", "conv")], -18.0)
+    scores[("Pong", "coordconv")] = np.append(scores[("Pong", "coordconv")], 14.0)
+    assert compare(scores, "Pong", ["conv", "coordconv"])[0] == "better"
+    assert compare(scores, "Pong", ["coordconv", "conv"])[0] == "worse"
+
+
 def test_aggregate_is_human_normalised_and_stratified(tmp_path):
     make_grid(tmp_path / "runs")
     scores = final_scores(load_runs(tmp_path / "runs"), last_k=50)
@@ -123,7 +142,7 @@ def test_the_planned_grid_lists_runs_not_yet_made(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "- missing: Pong/conv/seed1" in report and "- missing: Qbert/coordconv/seed0" in report
     assert "- missing: Pong/conv/seed0" not in report
-    assert "| Qbert | – | – | – | missing runs |" in report
+    assert "| Qbert | – | – | – | – | missing runs |" in report
     assert "single seed" in report  # one seed per game: point estimates, said so
     assert plot.main([str(tmp_path / "runs"), "--out", str(out), "--games", "Pnog"]) == 2
     err = capsys.readouterr().err.strip()
