@@ -458,6 +458,14 @@ def make_report(
         elif len(arms) == 2:
             row += ["–", "–", "missing runs"]
         lines.append("| " + " | ".join(row) + " |")
+    per_seed: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for run in sorted(runs, key=lambda r: r.seed):
+        if len(run.returns):
+            per_seed[(run.game, run.arm)].append(f"{run.seed}: {run.returns[-last_k:].mean():.1f}")
+    lines += ["", "Each run's final score (seed: score):", "", "| game | " + " | ".join(arms) + " |"]
+    lines += ["|---" * (len(arms) + 1) + "|"]
+    for game in games:
+        lines.append(f"| {game} | " + " | ".join(", ".join(per_seed[(game, arm)]) or "–" for arm in arms) + " |")
     lines.append("")
     if agg.get("games"):
         lines += [

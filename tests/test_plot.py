@@ -67,6 +67,9 @@ def test_report_table_matches_the_data_and_cis_cover_the_truth(tmp_path):
         assert low <= truth <= high, f"{game}/{arm}: 95% CI [{low}, {high}] misses the true mean {truth}"
     assert "| Pong |" in report and "better" in next(line for line in report.splitlines() if "| Pong |" in line)
     assert "P(coordconv > conv)" in report and "IQM" in report
+    per_seed = report.split("Each run's final score (seed: score):")[1]
+    pong = next(line for line in per_seed.splitlines() if line.startswith("| Pong |")).split(" | ")
+    assert pong[1] == ", ".join(f"{s}: {written[('Pong', 'conv', s)][-50:].mean():.1f}" for s in range(5))
 
 
 def test_bootstrap_ci_is_a_real_interval_and_needs_two_values():
