@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from rl_coordconv.agents import load_model
+from rl_coordconv.cli import HelpFormatter
 from rl_coordconv.envs import make_atari_vec_env
 from rl_coordconv.runs import RunDir, RunStateError
+from rl_coordconv.runtime import resolve_device
 
 __all__ = ["main", "play"]
 
@@ -54,6 +56,11 @@ def play(
         raise RunStateError(f"no model at {model_path}")
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
+    torch_device = resolve_device(device)
+    try:
+        model = load_model(config["algo"], model_path, device=str(torch_device))
+    except Exception as error:  # SB3 raises many kinds on a damaged zip
+        raise RunStateError(f"cannot load {model_path}: {error}") from error
     writer = None
     if video is not None:
         try:
@@ -71,7 +78,6 @@ def play(
         training=False,
         render_mode="rgb_array" if video is not None else None,
     )
-    model = load_model(config["algo"], model_path, device=device)
     scores: list[float] = []
     try:
         obs = env.reset()
@@ -96,14 +102,16 @@ def play(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rl_coordconv.enjoy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m rl_coordconv.enjoy", description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
     parser.add_argument("run_dir", type=Path, help="a run directory, e.g. runs/a2c/Pong/coordconv/seed0")
     parser.add_argument("--episodes", type=int, default=5, help="whole games to play")
     parser.add_argument("--checkpoint", type=Path, default=None, help="a model zip instead of the final model")
     parser.add_argument("--video", type=Path, default=None, help="record the games to this MP4 file")
     parser.add_argument("--deterministic", action="store_true", help="greedy actions")
-    parser.add_argument("--seed", type=int, default=12345)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=12345, help="seeds the games (apart from training seeds)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     args = parser.parse_args(argv)
     try:
         play(args.run_dir, args.episodes, args.checkpoint, args.video, args.deterministic, args.seed, args.device)

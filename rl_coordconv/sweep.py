@@ -32,7 +32,7 @@ from rl_coordconv.agents import algo_spec, parse_overrides
 from rl_coordconv.cli import HelpFormatter
 from rl_coordconv.envs import resolve_games
 from rl_coordconv.runs import RunDir, RunStateError
-from rl_coordconv.runtime import connect_ray
+from rl_coordconv.runtime import connect_ray, resolve_device
 from rl_coordconv.train import (
     TrainConfig,
     add_run_options,
@@ -169,14 +169,15 @@ def _table(cells: list[Cell], title: str) -> Any:
     return table
 
 
-def _summary(cells: list[Cell]) -> int:
+def _summary(cells: list[Cell], logs: bool) -> int:
     counts: dict[str, int] = {}
     for cell in cells:
         counts[cell.status] = counts.get(cell.status, 0) + 1
     print("sweep: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     failed = [cell for cell in cells if cell.status == "failed"]
     for cell in failed:
-        print(f"  failed: {cell.label} (exit {cell.returncode}); log: {cell.run.path / 'train.log'}")
+        where = f"log: {cell.run.path / 'train.log'}" if logs else "its error is in the Ray task's output above"
+        print(f"  failed: {cell.label} (exit {cell.returncode}); {where}")
     return 1 if failed else 0
 
 
@@ -235,7 +236,7 @@ def run_local(cells: list[Cell], workers: int, live: bool | None = None) -> int:
     finally:
         if display is not None:
             display.stop()
-    return _summary(cells)
+    return _summary(cells, logs=True)
 
 
 def _ray_task(config: TrainConfig, overrides: dict[str, Any]) -> int:
@@ -277,7 +278,7 @@ def run_ray(cells: list[Cell], address: str | None, gpus_per_run: float | None =
             cell.status = "interrupted"
         print("sweep interrupted; run the same command again to continue", file=sys.stderr)
         return 130
-    return _summary(cells)
+    return _summary(cells, logs=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -318,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.n_envs is not None and args.n_envs < 1:
             raise ValueError(f"--n-envs must be at least 1, got {args.n_envs}")
         algo_spec(args.algo)
+        if args.backend == "local":  # a Ray cluster's workers may have the GPU this driver lacks
+            resolve_device(args.device)
         base = TrainConfig(
             algo=args.algo,
             timesteps=parse_steps(args.timesteps) if args.timesteps else 0,

@@ -99,7 +99,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda[:N]
     log_dir: str = "runs"
     hyperparams: dict[str, Any] = field(default_factory=dict)  # resolved SB3 arguments
-    checkpoint_every: int = 500_000  # agent steps between checkpoints
+    checkpoint_every: int = 100_000  # agent steps between checkpoints
     log_every: int = 10_000  # agent steps between fps / loss / coordconv scalars
     progress: bool | None = None  # progress bar; None = when stderr is a terminal
 
@@ -291,6 +291,7 @@ def train(
         raise ValueError("--resume and --overwrite contradict each other; pick one")
     if config.algo != "apex" and (backend != "local" or ray_address is not None):
         raise ValueError("--backend and --ray-address are for --algo apex; sweep --backend ray runs other algos on Ray")
+    config.game = canonical_game(config.game)  # `pong` and `ALE/Pong-v5` share runs/<algo>/Pong
     run = RunDir(config.run_dir().path)
     with run.lock():
         return _train_locked(run, config, resume, overwrite, command, backend, ray_address)
@@ -500,7 +501,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-dir", default="runs", help="root of the run directories")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a hyperparameter, e.g. --set learning_rate=lin_1e-3 (repeatable)")  # fmt: skip
-    parser.add_argument("--checkpoint-every", default="500k", help="agent steps between checkpoints")
+    parser.add_argument("--checkpoint-every", default="100k", help="agent steps between checkpoints")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -591,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RunStateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except TrainingFailed as error:
+    except (TrainingFailed, OSError) as error:  # OSError: e.g. a --log-dir it cannot write to
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

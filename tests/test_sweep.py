@@ -79,6 +79,7 @@ def test_sweep_refuses_runs_made_with_other_settings(tmp_path, capsys):
         (["--arms", "coord"], "unknown arm 'coord'; choose from conv, coordconv"),
         (["--workers", "0"], "--workers must be at least 1, got 0"),
         (["--algo", "sac"], "unknown algo 'sac'"),
+        (["--device", "tpu"], "unknown device 'tpu'; use auto, cpu or cuda[:N]"),
     ],
 )
 def test_sweep_bad_input(tmp_path, capsys, args, message):
@@ -151,3 +152,14 @@ def test_ray_sweep_joins_rays_default_cluster_and_stops_cleanly_on_ctrl_c(tmp_pa
     assert fake.address is None  # Ray's own default: the running cluster it finds, else a new one here
     assert code == 130 and len(fake.cancelled) == 4
     assert "run the same command again to continue" in capsys.readouterr().err
+
+
+def test_a_failed_run_points_at_its_log_only_where_one_is_written(tmp_path, capsys):
+    from rl_coordconv.train import TrainConfig
+
+    cell = sweep.Cell(TrainConfig(game="Pong", log_dir=str(tmp_path)), {}, "start", status="failed", returncode=1)
+    assert sweep._summary([cell], logs=True) == 1
+    log = tmp_path / "a2c/Pong/conv/seed0/train.log"
+    assert f"failed: Pong/conv/seed0 (exit 1); log: {log}" in capsys.readouterr().out
+    assert sweep._summary([cell], logs=False) == 1
+    assert "train.log" not in capsys.readouterr().out

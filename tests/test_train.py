@@ -82,6 +82,13 @@ def test_cli_run_writes_the_whole_run_directory_and_enjoy_plays_it(tmp_path, cap
     scores = enjoy.play(run, episodes=2)
     assert len(scores) == 2 and all(s >= 0 for s in scores)
     assert "over 2 games" in capsys.readouterr().out
+    assert enjoy.main([str(run), "--device", "tpu"]) == 2
+    assert capsys.readouterr().err == "error: unknown device 'tpu'; use auto, cpu or cuda[:N]\n"
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(b"not a zip")
+    assert enjoy.main([str(run), "--checkpoint", str(damaged)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot load {damaged}: ") and err.count("\n") == 1
 
 
 def _cli(*args: str, log_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -187,6 +194,25 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert code == 2
     assert message in err and err.startswith("error: ") and err.count("\n") == 1
     assert not list(tmp_path.rglob("*.zip")) and not list(tmp_path.rglob("config.yaml")), "a refused run writes nothing"
+    if args[0] == "--game":
+        assert not list(tmp_path.iterdir()), "an unknown game makes no run directory"
+
+
+def test_every_spelling_of_a_game_names_the_same_run(tmp_path, capsys):
+    args = ["--n-envs", "4", "--no-progress", "--timesteps", "80", "--log-dir", str(tmp_path)]
+    assert train.main(["--game", "ALE/Breakout-v5", *args]) == 0
+    assert yaml.safe_load((run_dir(tmp_path) / "config.yaml").read_text())["game"] == "Breakout"
+    assert train.main(["--game", "breakout", *args]) == 2
+    assert "holds a finished run" in capsys.readouterr().err
+    assert [path.name for path in (tmp_path / "a2c").iterdir()] == ["Breakout"]
+
+
+def test_a_log_dir_it_cannot_write_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert train.main([*SMALL, "--timesteps", "80", "--log-dir", str(blocker / "runs")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(blocker) in err and err.count("\n") == 1
 
 
 def test_finished_run_is_never_overwritten_without_asking(tmp_path, capsys):
