@@ -369,7 +369,8 @@ def test_learner_step_minimises_the_double_q_n_step_error_and_copies_the_target(
     before = flat_parameters(policy.q_net)
     td_errors, metrics = learner.step(batch)
     np.testing.assert_allclose(td_errors, expected, rtol=1e-4, atol=1e-5)
-    assert learner.steps == 1 and metrics["loss"] > 0
+    assert learner.steps == 1
+    assert metrics["loss"] == pytest.approx(np.mean(batch.weights * 0.5 * expected**2), rel=1e-4)  # importance-weighted
     assert not np.array_equal(flat_parameters(policy.q_net), before)
     assert not np.allclose(flat_parameters(policy.q_net_target), flat_parameters(policy.q_net))
     learner.step(batch)  # step 2 = target_update_interval: the target becomes the online network

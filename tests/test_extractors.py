@@ -107,13 +107,16 @@ def test_sb3_algorithms_learn_and_round_trip(algo, coordconv, tmp_path):
     extractor = net.features_extractor
     assert isinstance(extractor, AtariCNN) and extractor.coordconv == coordconv
     before = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    layer = extractor.first_coord_layer()
+    coord_before = None if layer is None else layer.coord_weight.detach().clone()
     model.learn(total_timesteps=300)
     after = model.policy.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert any("cnn.0.weight" in k for k in changed), "the first conv layer did not learn"
-    if coordconv:
-        layer = extractor.first_coord_layer()
-        assert layer is not None and (extractor.coord_weight_ratio() or 0) > 0
+    assert (layer is not None) == coordconv
+    if layer is not None:
+        assert not torch.equal(layer.coord_weight, coord_before), "the coordinate weights did not learn"
+        assert (extractor.coord_weight_ratio() or 0) > 0
 
     obs = np.stack([env.observation_space.sample() for _ in range(8)])
     expected, _ = model.predict(obs, deterministic=True)

@@ -67,6 +67,10 @@ def test_report_table_matches_the_data_and_cis_cover_the_truth(tmp_path):
         assert low <= truth <= high, f"{game}/{arm}: 95% CI [{low}, {high}] misses the true mean {truth}"
     assert "| Pong |" in report and "better" in next(line for line in report.splitlines() if "| Pong |" in line)
     assert "P(coordconv > conv)" in report and "IQM" in report
+    pong_row = next(line for line in report.splitlines() if line.startswith("| Pong |")).split(" | ")
+    conv, coord = ([written[("Pong", arm, s)][-50:].mean() for s in range(5)] for arm in ("conv", "coordconv"))
+    assert float(pong_row[3].split()[0]) == pytest.approx(np.mean(coord) - np.mean(conv), abs=0.051)
+    assert pong_row[4] == f"{permutation_p(np.array(coord), np.array(conv)):.2f}" == "0.01"  # 2 of 252 splits
     per_seed = report.split("Each run's final score (seed: score):")[1]
     pong = next(line for line in per_seed.splitlines() if line.startswith("| Pong |")).split(" | ")
     assert pong[1] == ", ".join(f"{s}: {written[('Pong', 'conv', s)][-50:].mean():.1f}" for s in range(5))
@@ -113,6 +117,28 @@ def test_aggregate_is_human_normalised_and_stratified(tmp_path):
     assert result["coordconv"]["mean"][0] == pytest.approx(np.concatenate([pong, breakout]).mean())
     point, low, high = result["p_improvement"]
     assert 0.5 < point <= 1.0 and low <= point <= high  # coordconv is much better on Pong, tied on Breakout
+
+
+def test_iqm_probability_of_improvement_and_similar_on_hand_made_scores():
+    assert HUMAN_SCORES["Pong"] == (-20.7, 14.6) and HUMAN_SCORES["Breakout"] == (1.7, 30.5)  # Atari-57 table
+    # Breakout 1.7 + 28.8·k normalises to k; Pong -20.7 + 35.3·k too
+    scores = {
+        ("Breakout", "conv"): 1.7 + 28.8 * np.array([0.0, 0.1, 0.2, 0.9]),
+        ("Breakout", "coordconv"): 1.7 + 28.8 * np.array([2.0, 3.0, 3.0, 0.0]),
+        ("Pong", "conv"): -20.7 + 35.3 * np.array([0.3, 0.4, 0.5, 5.0]),
+        ("Pong", "coordconv"): -20.7 + 35.3 * np.array([1.0, 1.0, 1.0, 1.0]),
+    }
+    result = aggregate(scores, ["conv", "coordconv"], ["Breakout", "Pong"])
+    # IQM: the mean of the middle half of all 8 normalised scores, sorted
+    assert result["conv"]["iqm"][0] == pytest.approx(np.mean([0.2, 0.3, 0.4, 0.5]))  # of 0 .1 [.2 .3 .4 .5] .9 5
+    assert result["coordconv"]["iqm"][0] == pytest.approx(np.mean([1.0, 1.0, 1.0, 2.0]))  # of 0 1 1 [1 1 1 2] 3 3
+    assert result["conv"]["mean"][0] == pytest.approx(7.4 / 8)
+    # P(X > Y) per game over all 16 seed pairs, ties a half: Breakout 12.5/16 (2, 3, 3 beat all four;
+    # 0 ties 0 and loses to the rest), Pong 12/16 (only 5.0 beats 1.0); then the mean over games
+    assert result["p_improvement"][0] == pytest.approx((12.5 / 16 + 12 / 16) / 2)
+    overlapping = {("Pong", "conv"): np.array([1.0, 2.0, 3.0]), ("Pong", "coordconv"): np.array([2.0, 3.0, 1.5])}
+    verdict, (point, low, high) = compare(overlapping, "Pong", ["conv", "coordconv"])
+    assert verdict == "similar (CI includes 0)" and point == pytest.approx(0.5 / 3) and low < 0 < high
 
 
 def test_mixed_budgets_are_refused_unless_allowed(tmp_path, capsys):

@@ -136,6 +136,9 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert after[: len(kept)] == kept  # work before the checkpoint is kept as it was
     steps = [int(r["agent_step"]) for r in after]
     assert steps == sorted(steps) and steps[-1] <= 8000  # nothing from the killed attempt survives past it
+    wall = [float(r["wall_time"]) for r in after]
+    assert wall == sorted(wall), "the resumed run's wall clock goes on from the checkpoint's"
+    assert len(list((run / "checkpoints").glob("step_*.zip"))) == 2, "only the last two of 7+ checkpoints are kept"
     state = json.loads((run / "state.json").read_text())
     assert state["status"] == "finished" and state["agent_steps"] == 8000
 
