@@ -167,6 +167,19 @@ def test_from_conv_gives_identical_outputs(stride, padding, dilation):
     assert wrapped.weight.grad is not None and wrapped.weight.grad[:, 3:].abs().sum() > 0
 
 
+def test_coord_weight_ratio_compares_per_channel_norms():
+    layer = CoordConv2d(4, 8, 3)  # 4 image channels, 2 coordinate channels
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    assert coord_weight_ratio(layer) == pytest.approx(1.0)  # equal weights per channel, however many channels
+    with torch.no_grad():
+        layer.image_weight.mul_(2.0)
+    assert coord_weight_ratio(layer) == pytest.approx(0.5)
+    with torch.no_grad():
+        layer.coord_weight[:, 0].zero_()  # one of two coordinate channels off: √(1/2) of its norm
+    assert coord_weight_ratio(layer) == pytest.approx(0.5 / 2**0.5)
+
+
 def test_from_conv_rejects_what_it_cannot_represent():
     with pytest.raises(ValueError, match="groups=2"):
         CoordConv2d.from_conv(nn.Conv2d(4, 8, 3, groups=2))

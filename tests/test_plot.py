@@ -178,13 +178,16 @@ def test_the_planned_grid_lists_runs_not_yet_made(tmp_path, capsys):
     assert "Pnog" in err and "\n" not in err
 
 
-def test_smoothing_is_off_by_default_and_said_when_on(tmp_path):
-    make_grid(tmp_path / "runs", seeds=range(2))
-    runs = load_runs(tmp_path / "runs")
-    edges = np.linspace(0, 4000, 11)
-    curve = plot.binned_curve(runs[0], edges)
-    assert np.array_equal(plot._smooth(curve, 1), curve)
-    assert not np.array_equal(plot._smooth(curve, 3), curve)
+def test_binned_curve_means_each_bin_and_carries_over_empty_ones(tmp_path):
+    frames = np.array([100, 250, 400, 401, 1000])
+    run = plot.Run(tmp_path, "a2c", "Pong", "conv", 0, {}, True, 250, frames, np.array([1.0, 3.0, 5.0, 7.0, 9.0]))
+    edges = np.array([0, 400, 600, 800, 1000])  # a game ending on an edge counts in the bin it closes
+    np.testing.assert_array_equal(plot.binned_curve(run, edges), [3.0, 7.0, 7.0, 9.0])
+
+
+def test_smoothing_is_a_trailing_mean():
+    assert np.array_equal(plot._smooth(np.array([0.0, 3.0, 6.0]), 1), [0.0, 3.0, 6.0])
+    np.testing.assert_allclose(plot._smooth(np.array([0.0, 3.0, 6.0, 9.0]), 3), [0.0, 1.0, 3.0, 6.0])
 
 
 def test_bins_before_the_first_game_are_left_blank_without_warnings(tmp_path, monkeypatch):
