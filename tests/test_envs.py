@@ -169,8 +169,9 @@ class _ScriptedEmulator:
 
     num_envs = 1
 
-    def __init__(self, lives: dict[int, int], rewards: dict[int, float]) -> None:
+    def __init__(self, lives: dict[int, int], rewards: dict[int, float], cut_at: int | None = None) -> None:
         self.lives_at, self.rewards_at, self.frames, self.sent = lives, rewards, [1], []
+        self.cut_at = cut_at  # the time limit ends the game at this frame; the next one starts at frame 1
 
     def _obs(self) -> np.ndarray:
         ids = [0, 0, 0, *self.frames][-4:]
@@ -186,8 +187,11 @@ class _ScriptedEmulator:
     def recv(self):
         k = len(self.frames) + 1
         self.frames.append(k)
-        no = np.zeros(1, dtype=bool)
-        return self._obs(), np.array([self.rewards_at.get(k, 0.0)]), no, no, np.array([self.lives_at.get(k, 5)]), {}
+        no, cut = np.zeros(1, dtype=bool), np.array([k == self.cut_at])
+        final = {}
+        if cut[0]:  # ALE's vector env resets at once and hands back the last frame apart
+            final, self.frames = {0: self._obs()[0]}, [1]
+        return self._obs(), np.array([self.rewards_at.get(k, 0.0)]), no, cut, np.array([self.lives_at.get(k, 5)]), final
 
     def close(self):
         pass
@@ -213,6 +217,26 @@ def test_reset_actions_rewards_and_frame_stack_on_a_scripted_game():
         assert stacks(steps[3][3][0]["terminal_observation"][None]) == [0, 3, 4, 5]  # the ended life's own frames
         assert [float(r[0]) for _, r, *_ in steps] == [0, 0, 0, 1, 0, 0, 0, 0]  # clipped; the forced NOOP's dropped
         assert env._returns[0] == 5.0  # the raw score keeps both
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_time_limit_cut_ends_the_game_marked_truncated(training):
+    env = AtariVecEnv("Breakout", 1, training=training)
+    env.emulator.close()
+    env.emulator = emulator = _ScriptedEmulator(lives={}, rewards={3: 2.0, 4: 1.0}, cut_at=4)
+    stacks = lambda obs: obs[0, :, 0, 0].tolist()  # noqa: E731
+    try:
+        env.reset()
+        steps = [env.step(np.array([3])) for _ in range(4)]
+        assert [bool(done[0]) for _, _, done, _ in steps] == [False, False, True, False]
+        info = steps[2][3][0]
+        assert info["TimeLimit.truncated"] is True and info["episode"]["r"] == 3.0 and info["episode"]["l"] == 3
+        assert stacks(info["terminal_observation"][None]) == [0, 0, 3, 4]
+        assert stacks(steps[2][0]) == [0, 0, 0, 1]  # the next game's first frame
+        assert emulator.sent == [1, 2, 3, 1]  # and it starts with FIRE again
+        assert env._returns[0] == 0.0
     finally:
         env.close()
 
