@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import signal
@@ -82,6 +83,12 @@ def test_cli_run_writes_the_whole_run_directory_and_enjoy_plays_it(tmp_path, cap
     scores = enjoy.play(run, episodes=2)
     assert len(scores) == 2 and all(s >= 0 for s in scores)
     assert "over 2 games" in capsys.readouterr().out
+    if importlib.util.find_spec("imageio_ffmpeg") is not None:  # the video extra
+        import imageio.v2 as imageio
+
+        assert len(enjoy.play(run, episodes=1, video=tmp_path / "game.mp4")) == 1
+        frames = imageio.mimread(tmp_path / "game.mp4", memtest=False)
+        assert len(frames) > 10 and frames[0].shape == (210, 160, 3)  # whole RGB screens, not 84×84
     assert enjoy.main([str(run), "--device", "tpu"]) == 2
     assert capsys.readouterr().err == "error: unknown device 'tpu'; use auto, cpu or cuda[:N]\n"
     damaged = tmp_path / "damaged.zip"
