@@ -163,3 +163,29 @@ def test_a_failed_run_points_at_its_log_only_where_one_is_written(tmp_path, caps
     assert f"failed: Pong/conv/seed0 (exit 1); log: {log}" in capsys.readouterr().out
     assert sweep._summary([cell], logs=False) == 1
     assert "train.log" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arm", list(sweep.ARMS))
+def test_each_arm_is_launched_as_the_train_run_of_that_arm(tmp_path, arm):
+    from rl_coordconv.train import build_parser
+
+    base = sweep.TrainConfig(timesteps=100, log_dir=str(tmp_path))
+    (cell,) = sweep.plan(base, ["Pong"], [arm], [3])
+    args = build_parser().parse_args(sweep.launch(cell.config, {}))
+    relaunched = sweep.TrainConfig(
+        game=args.game, coordconv=args.coordconv, with_r=args.with_r, coord_layers=args.coord_layers, seed=args.seed
+    )
+    assert relaunched.arm == arm and relaunched.seed == 3 and args.log_dir == str(tmp_path)
+
+
+def test_a_run_another_process_trains_is_left_alone(tmp_path, capsys):
+    args = ["--games", "Pong", "--arms", "conv", "--seeds", "0", "--timesteps", "100", "--log-dir", str(tmp_path)]
+    run = RunDir(tmp_path / "a2c/Pong/conv/seed0")
+    run.path.mkdir(parents=True)
+    run.write_state("running", 0)
+    config = sweep.TrainConfig(game="Pong", timesteps=100, log_dir=str(tmp_path))
+    with run.lock():
+        assert sweep.main([*args, "--dry-run"]) == 0
+        assert "1 busy" in capsys.readouterr().out
+        assert sweep.launch(config, {}) is None  # a Ray retry does not start a second copy either
+    assert not run.in_use()
