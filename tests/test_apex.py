@@ -44,7 +44,7 @@ from rl_coordconv.agents.apex import (
     make_apex_model,
 )
 from rl_coordconv.agents.apex import actor as actor_module
-from rl_coordconv.agents.apex.learner import apex_policy_kwargs, flat_parameters, load_flat_parameters
+from rl_coordconv.agents.apex.learner import DuelingHead, apex_policy_kwargs, flat_parameters, load_flat_parameters
 from rl_coordconv.agents.apex.runner import atari_spaces
 from rl_coordconv.extractors import AtariCNN
 
@@ -715,3 +715,13 @@ def test_backend_ray_joins_the_cluster_ray_finds_unless_told(tmp_path, capsys, m
     monkeypatch.setattr(runner, "connect_ray", connect)
     assert train.main([*SMALL, "--log-dir", str(tmp_path), "--backend", "ray", *args]) == 2
     assert asked == [address] and "error: no cluster here" in capsys.readouterr().err
+
+
+def test_dueling_head_is_value_plus_centred_advantage():
+    torch.manual_seed(0)
+    head = DuelingHead(16, 4, net_arch=[])
+    features = torch.randn(5, 16)
+    with torch.no_grad():
+        q, value, advantage = head(features), head.value(features), head.advantage(features)
+    torch.testing.assert_close(q.mean(dim=1, keepdim=True), value)  # V is the mean Q over actions
+    torch.testing.assert_close(q - q[:, :1], advantage - advantage[:, :1])  # A alone orders the actions
