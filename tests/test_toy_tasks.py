@@ -31,7 +31,7 @@ from rl_coordconv.toy_tasks.models import (
     count_parameters,
     kernel_weights,
 )
-from rl_coordconv.toy_tasks.report import render_readme, time_to_target
+from rl_coordconv.toy_tasks.report import PAPER, render_readme, time_to_target
 from rl_coordconv.toy_tasks.reproduce import SWEEPS, cell_specs, reproduce
 from rl_coordconv.toy_tasks.train import ToyConfig, ToyResult, evaluate, resolve_config, train_toy
 
@@ -431,3 +431,22 @@ def test_toy_tasks_import_nothing_above_the_layers():
             for name in names:
                 if name.startswith("rl_coordconv") and not name.startswith("rl_coordconv.toy_tasks"):
                     assert name in allowed, f"{source.name} imports {name}"
+
+
+@pytest.mark.parametrize(
+    "key,holds,fails",
+    [  # the edge of each claim as its criterion text states it
+        (("classification", "uniform", "coordconv"), 1.0, 0.9999),
+        (("classification", "uniform", "conv"), 0.9999, 1.0),
+        (("classification", "quadrant", "conv"), 0.0499, 0.05),
+        (("regression", "uniform", "coordconv"), 0.499, 0.5),
+        (("regression", "uniform", "conv"), 0.499, 0.5),
+        (("regression", "quadrant", "conv"), 1.0, 0.999),
+        (("rendering", "quadrant", "coordconv"), 0.99, 0.989),
+        (("rendering", "uniform", "conv"), 0.85, 0.851),
+        (("rendering", "quadrant", "conv"), 0.499, 0.5),
+    ],
+)
+def test_each_paper_claim_is_checked_at_the_edge_its_text_states(key, holds, fails):
+    claim = PAPER[key]
+    assert claim.holds(holds) and not claim.holds(fails), claim.criterion
