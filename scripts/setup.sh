@@ -2,6 +2,7 @@
 # Create .venv/ and install rl_coordconv into it with its test tools. Safe to run again.
 #   EXTRAS=envpool,ray,video bash scripts/setup.sh   adds optional extras
 #   TORCH_VERSION=2.x.y bash scripts/setup.sh        picks another torch
+#   PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu bash scripts/setup.sh   CPU torch off PyPI
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
