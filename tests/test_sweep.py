@@ -10,6 +10,7 @@ import pytest
 
 from rl_coordconv import sweep
 from rl_coordconv.runs import RunDir
+from rl_coordconv.train import TrainConfig, build_parser
 
 TINY = ["--games", "Pong", "Breakout", "--arms", "conv", "coordconv", "--seeds", "0", "--n-envs", "2"]
 
@@ -155,8 +156,6 @@ def test_ray_sweep_joins_rays_default_cluster_and_stops_cleanly_on_ctrl_c(tmp_pa
 
 
 def test_a_failed_run_points_at_its_log_only_where_one_is_written(tmp_path, capsys):
-    from rl_coordconv.train import TrainConfig
-
     cell = sweep.Cell(TrainConfig(game="Pong", log_dir=str(tmp_path)), {}, "start", status="failed", returncode=1)
     assert sweep._summary([cell], logs=True) == 1
     log = tmp_path / "a2c/Pong/conv/seed0/train.log"
@@ -167,12 +166,10 @@ def test_a_failed_run_points_at_its_log_only_where_one_is_written(tmp_path, caps
 
 @pytest.mark.parametrize("arm", list(sweep.ARMS))
 def test_each_arm_is_launched_as_the_train_run_of_that_arm(tmp_path, arm):
-    from rl_coordconv.train import build_parser
-
-    base = sweep.TrainConfig(timesteps=100, log_dir=str(tmp_path))
+    base = TrainConfig(timesteps=100, log_dir=str(tmp_path))
     (cell,) = sweep.plan(base, ["Pong"], [arm], [3])
     args = build_parser().parse_args(sweep.launch(cell.config, {}))
-    relaunched = sweep.TrainConfig(
+    relaunched = TrainConfig(
         game=args.game, coordconv=args.coordconv, with_r=args.with_r, coord_layers=args.coord_layers, seed=args.seed
     )
     assert relaunched.arm == arm and relaunched.seed == 3 and args.log_dir == str(tmp_path)
@@ -183,7 +180,7 @@ def test_a_run_another_process_trains_is_left_alone(tmp_path, capsys):
     run = RunDir(tmp_path / "a2c/Pong/conv/seed0")
     run.path.mkdir(parents=True)
     run.write_state("running", 0)
-    config = sweep.TrainConfig(game="Pong", timesteps=100, log_dir=str(tmp_path))
+    config = TrainConfig(game="Pong", timesteps=100, log_dir=str(tmp_path))
     with run.lock():
         assert sweep.main([*args, "--dry-run"]) == 0
         assert "1 busy" in capsys.readouterr().out
