@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from gymnasium.spaces import Discrete
 
-from rl_coordconv.envs.vector import AtariVecEnv
+from rl_coordconv.envs.vector import AtariVecEnv, _Emulator
 
 
-class _Replay:
+class _Replay(_Emulator):
     """A stand-in emulator that returns recorded ``recv`` results in order."""
 
     def __init__(self, first: tuple[np.ndarray, np.ndarray], steps: list[tuple[Any, ...]]) -> None:
@@ -35,7 +36,7 @@ class _Replay:
     def send(self, actions: np.ndarray) -> None:
         pass
 
-    def recv(self) -> tuple[Any, ...]:
+    def recv(self) -> Any:
         self.index += 1
         return self.steps[self.index - 1]
 
@@ -52,7 +53,7 @@ def main() -> None:
 
     env = AtariVecEnv("Breakout", args.n_envs, seed=0)
     emulator = env.emulator
-    actions = np.random.default_rng(0).integers(0, env.action_space.n, (args.steps, args.n_envs))
+    actions = np.random.default_rng(0).integers(0, int(cast(Discrete, env.action_space).n), (args.steps, args.n_envs))
     first = emulator.reset(0)
     recorded = []
     for row in actions:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import cast
 
 import gymnasium as gym
 import numpy as np
@@ -36,8 +37,8 @@ class NaiveCoordCNN(nn.Module):
     def __init__(self, reference: AtariCNN) -> None:
         super().__init__()
         self.add_coords = AddCoords()
-        first = reference.cnn[0]
-        conv = nn.Conv2d(first.in_channels, first.out_channels, first.kernel_size, first.stride)
+        first = cast(nn.Conv2d, reference.cnn[0])
+        conv = nn.Conv2d(first.in_channels, first.out_channels, first.kernel_size[0], first.stride[0])  # square
         conv.load_state_dict(first.state_dict())
         self.cnn = nn.Sequential(conv, *list(reference.cnn)[1:])
         self.linear = reference.linear

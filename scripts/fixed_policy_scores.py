@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         if len(s) == 0:
             print(f"{backend:8s} no game ended")
             continue
-        error = s.std(ddof=1) / np.sqrt(len(s)) if len(s) > 1 else float("nan")
-        print(f"{backend:8s} {s.mean():7.2f} ± {error:.2f} (s.e.) over {len(s)} games")
+        se = s.std(ddof=1) / np.sqrt(len(s)) if len(s) > 1 else float("nan")
+        print(f"{backend:8s} {s.mean():7.2f} ± {se:.2f} (s.e.) over {len(s)} games")
     return 0
 
 

@@ -126,6 +126,41 @@ def test_a2c_defaults_are_openai_baselines():
     assert model.lr_schedule(1.0) == pytest.approx(7e-4) and model.lr_schedule(0.5) == pytest.approx(3.5e-4)
 
 
+def test_ppo_defaults_are_rl_zoo3_atari():
+    assert (algo_spec("ppo").n_envs, algo_spec("ppo").timesteps) == (8, 10_000_000)
+    model = make_model("ppo", _env(), resolve_hyperparams("ppo"), device="cpu")
+    assert (model.n_steps, model.n_epochs, model.batch_size, model.vf_coef, model.ent_coef) == (128, 4, 256, 0.5, 0.01)
+    assert model.lr_schedule(1.0) == pytest.approx(2.5e-4) and model.lr_schedule(0.5) == pytest.approx(1.25e-4)
+    assert model.clip_range(1.0) == pytest.approx(0.1) and model.clip_range(0.5) == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize(
+    ("algo", "expected"),
+    [
+        # rl-zoo3 hyperparams/dqn.yml, atari; buffer 100k instead of 1M (see DQN_DEFAULTS)
+        ("dqn", (1e-4, 32, 100_000, 10_000, 4, 1, 0.1, 0.1)),
+        # sb3-contrib's QRDQN defaults, which rl-zoo3's qrdqn.yml keeps for atari
+        ("qrdqn", (5e-5, 32, 100, 10_000, 4, 1, 0.005, 0.01)),
+    ],
+)
+def test_dqn_family_defaults_are_rl_zoo3_atari(algo, expected):
+    spec = algo_spec(algo)
+    assert spec.hyperparams["buffer_size"] == 100_000 and (spec.n_envs, spec.timesteps) == (1, 10_000_000)
+    model = make_model(algo, _env(), resolve_hyperparams(algo, {"buffer_size": 100}), device="cpu")
+    assert (
+        model.lr_schedule(1.0),
+        model.batch_size,
+        model.learning_starts,
+        model.target_update_interval,
+        model.train_freq.frequency,
+        model.gradient_steps,
+        model.exploration_fraction,
+        model.exploration_final_eps,
+    ) == pytest.approx(expected)
+    if algo == "qrdqn":
+        assert model.policy.n_quantiles == 200
+
+
 def test_overrides_are_parsed_not_evaluated():
     assert parse_overrides(["n_steps=8", "learning_rate=lin_1e-3", "gamma=0.995", "normalize_advantage=true"]) == {
         "n_steps": 8,

@@ -279,11 +279,28 @@ class _FakeAtari:
         pass
 
 
-def _check_replay(replay: PrioritizedReplay, timeline: _Timeline, config: ApexConfig) -> int:
-    """Every sampleable transition's stacks, action, return and discount against what the envs did."""
+def _check_replay(
+    replay: PrioritizedReplay, timeline: _Timeline, config: ApexConfig, writers: np.ndarray | None = None
+) -> int:
+    """Every sampleable transition's stacks, action, return and discount against what the envs did;
+    with ``writers`` (per slot, the actor that wrote it; networks unchanged since), also its
+    priority against that actor's TD error ``|G + γ^k Q_target(s', argmax Q(s')) − Q(s, a)|``."""
     slots = np.flatnonzero(replay.valid)
     observations = replay.stacks(slots)
     next_observations = replay.stacks(replay.next_slots(slots))
+    if writers is not None:
+        expected = np.zeros(len(slots))
+        for actor in set(writers[slots]):
+            mine = writers[slots] == actor
+            net, target = actor.policy.q_net, actor.policy.q_net_target
+            q_values = actor._q_values(net, observations[mine])[np.arange(mine.sum()), replay.actions[slots[mine]]]
+            bootstrap = actor._double_q(
+                actor._q_values(net, next_observations[mine]), actor._q_values(target, next_observations[mine])
+            )
+            discounts = replay.discounts[slots[mine]]
+            td_errors = replay.returns[slots[mine]] + discounts * np.where(discounts > 0, bootstrap, 0.0) - q_values
+            expected[mine] = (np.abs(td_errors) + replay.priority_eps) ** replay.alpha
+        np.testing.assert_allclose(replay.tree[slots], expected, rtol=1e-4, atol=1e-6)
     for slot, obs, next_obs in zip(slots, observations, next_observations, strict=True):
         start = timeline.id_of(obs)
         np.testing.assert_array_equal(obs, timeline.observations[start])  # the whole stack, exactly
@@ -319,6 +336,7 @@ def test_replay_rebuilds_stacked_observations_exactly_across_episodes_restarts_a
     replay = PrioritizedReplay(config.replay_capacity, 4, alpha=config.alpha, seed=0)  # 100 rows per game
     actors = [ApexActor(spec(0, 0)), ApexActor(spec(1, 0))]
     completed = 0
+    writers = np.full(replay.capacity, None, dtype=object)
     for round_ in range(30):
         if round_ == 15:  # actor 1 dies and is replaced: its games restart in the same streams
             actors[1] = ApexActor(spec(1, 1))
@@ -326,8 +344,10 @@ def test_replay_rebuilds_stacked_observations_exactly_across_episodes_restarts_a
         for index, actor in enumerate(actors):
             output = actor.run(9)
             completed += len(output.chunk)
+            streams = 2 * index + output.chunk.streams
+            writers[replay._slots(streams, replay.base[streams] + output.chunk.rows)] = actor
             replay.add(output.chunk, first_stream=2 * index)
-        checked = _check_replay(replay, timeline, config)
+        checked = _check_replay(replay, timeline, config, writers)
         assert checked == replay.size
     assert completed > 2 * replay.capacity  # the rings wrapped around more than once
     assert replay.size > 0.5 * replay.capacity  # and still hold most of what fits

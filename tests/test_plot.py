@@ -151,6 +151,21 @@ def test_mixed_budgets_are_refused_unless_allowed(tmp_path, capsys):
     assert plot.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--allow-mixed"]) == 0
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("protocol", {"frame_skip": 4, "version": 1}), ("hyperparams", {"n_steps": 20}), ("env_backend", "sb3")],
+)
+def test_runs_made_under_other_settings_are_refused(tmp_path, capsys, key, value):
+    make_grid(tmp_path / "runs", seeds=range(2))
+    odd, _ = write_run(tmp_path / "runs", "Pong", "coordconv", 7)
+    config = yaml.safe_load((odd / "config.yaml").read_text())
+    (odd / "config.yaml").write_text(yaml.safe_dump({**config, key: value}))
+    assert plot.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"runs differ in {key}" in err and str(odd) in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_and_unfinished_runs_are_listed_not_dropped(tmp_path):
     make_grid(tmp_path / "runs", seeds=range(3))
     import shutil

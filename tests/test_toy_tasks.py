@@ -32,8 +32,8 @@ from rl_coordconv.toy_tasks.models import (
     kernel_weights,
 )
 from rl_coordconv.toy_tasks.report import PAPER, render_readme, time_to_target
-from rl_coordconv.toy_tasks.reproduce import SWEEPS, cell_specs, reproduce
-from rl_coordconv.toy_tasks.train import ToyConfig, ToyResult, evaluate, resolve_config, train_toy
+from rl_coordconv.toy_tasks.reproduce import SWEEPS, cell_specs, load_cells, reproduce
+from rl_coordconv.toy_tasks.train import METRICS, ToyConfig, ToyResult, evaluate, resolve_config, train_toy
 
 
 @pytest.fixture(scope="module")
@@ -366,6 +366,26 @@ def test_reproduce_writes_report_and_skips_finished_runs(tmp_path):
     calls.clear()
     reproduce(tmp_path, "cmd", only, log_dir=None, runner=runner, echo=lines.append)
     assert len(calls) == 1 and json.loads(victim.read_text())["test"]["accuracy"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("cell", "scores"), [("regression/uniform/conv", (9.4, 2.5)), ("classification/uniform/conv", (0.4, 0.9, 0.6))]
+)
+def test_each_cell_keeps_its_best_run_lower_error_or_higher_accuracy(tmp_path, cell, scores):
+    task, split, model = cell.split("/")
+    by_tag = {}
+
+    def runner(config, data, split_):
+        by_tag[config.tag()] = score = scores[len(by_tag)]
+        run = _fake_run(task, split, model, test=score, train=score)
+        run["config"] = asdict(config)
+        return ToyResult(**run)
+
+    reproduce(tmp_path, "cmd", [cell], log_dir=None, runner=runner, echo=lambda line: None)
+    (loaded,) = load_cells(tmp_path, cell_specs([cell], log_dir=None))
+    best = min(scores) if task == "regression" else max(scores)
+    assert loaded["best"]["test"][METRICS[task][0]] == best
+    assert loaded["best"]["config"] == loaded["runs"][scores.index(best)]["config"]
 
 
 def test_the_table_has_every_cell():
