@@ -286,7 +286,8 @@ def plot_curves(
 
     cols = int(np.ceil(np.sqrt(len(games))))
     rows = int(np.ceil(len(games) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    # at least two panels wide, so that the two-line title fits above a single game
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.2 * cols, 8.4), 3.2 * rows), squeeze=False)
     budget = max(run.budget_frames for run in runs)
     edges = np.linspace(0, budget, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
@@ -352,12 +353,24 @@ def plot_aggregate(result: dict[str, Any], arms: list[str], out: Path, title: st
             ax.set_ylim(-0.7, len(arms) - 0.3)
         ax.set_title(f"{label} (95% CI)", fontsize=9)
         ax.set_xlabel("human-normalised score" if key != "p" else "probability")
-    fig.suptitle(f"{title}: {len(result['games'])} games, stratified bootstrap over seeds", fontsize=9)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = out / "aggregate.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _aggregate_title(
+    title: str, result: dict[str, Any], scores: dict[tuple[str, str], np.ndarray], arms: list[str], budget: int
+) -> str:
+    games = result.get("games", [])
+    counts = sorted({len(scores[(g, a)]) for g in games for a in arms}) or [0]
+    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    return (
+        f"{title}, {_budget_label(budget)} per run: {len(games)} game{'s' if len(games) != 1 else ''} × "
+        f"{seeds} seed{'s' if counts[-1] != 1 else ''} per arm; 95% stratified bootstrap over seeds"
+    )
 
 
 def check_consistent(runs: list[Run]) -> None:
@@ -423,9 +436,9 @@ def make_report(
     title = f"{algos[0].upper()} on Atari"
     curves = plot_curves(runs, [g for g in games if g in found], arms, out, bins, smooth, title)
     agg = aggregate(scores, arms, games)
-    agg_path = plot_aggregate(agg, arms, out, title)
-
     budget = max(r.budget_frames for r in runs)
+    agg_path = plot_aggregate(agg, arms, out, _aggregate_title(title, agg, scores, arms, budget))
+
     lines = [
         f"# {title}: conv vs CoordConv, {_budget_label(budget)} per run",
         "",

@@ -259,3 +259,15 @@ def test_export_copies_only_small_artefacts_of_finished_runs(tmp_path):
     assert not (tmp_path / "copy/a2c/Pong/conv/seed1").exists()
     # and the copy plots like the original
     assert plot.make_report(tmp_path / "copy", tmp_path / "out").exists()
+
+
+def test_aggregate_figure_title_states_budget_games_and_seeds():
+    scores = {("Pong", "conv"): np.zeros(3), ("Pong", "coordconv"): np.zeros(2), ("Breakout", "conv"): np.zeros(3)}
+    scores[("Breakout", "coordconv")] = np.zeros(3)
+    result = {"games": ["Breakout", "Pong"]}
+    title = plot._aggregate_title("A2C on Atari", result, scores, ["conv", "coordconv"], 10_000_000)
+    assert title.startswith("A2C on Atari, 10M frames per run: 2 games × 2–3 seeds per arm")
+    one = plot._aggregate_title(
+        "T", {"games": ["Pong"]}, {k: v[:1] for k, v in scores.items()}, ["conv", "coordconv"], 4
+    )
+    assert ": 1 game × 1 seed per arm;" in one
