@@ -482,7 +482,7 @@ def make_report(
     lines.append("")
     if agg.get("games"):
         lines += [
-            f"## Aggregate over {len(agg['games'])} games (human-normalised)",
+            f"## Aggregate over {len(agg['games'])} game{'s' if len(agg['games']) != 1 else ''} (human-normalised)",
             "",
             "Human-normalised score = (score − random) / (human − random), with the random and human"
             " scores of the standard Atari-57 table (Mnih et al. 2015, as in Wang et al. 2016 and"

@@ -176,6 +176,10 @@ def test_missing_and_unfinished_runs_are_listed_not_dropped(tmp_path):
     assert "- missing: Breakout/coordconv/seed2" in report
     assert "- missing: Pong/conv/seed1" not in report  # it exists: listed as unfinished instead
     assert "unfinished (500 steps), left out:" in report and "Pong/conv/seed1" in report
+    assert "## Aggregate over 2 games (" in report
+    shutil.rmtree(tmp_path / "runs/a2c/Breakout/coordconv")  # Breakout now lacks an arm: one game left
+    report = plot.make_report(tmp_path / "runs", tmp_path / "out").read_text()
+    assert "## Aggregate over 1 game (" in report
 
 
 def test_the_planned_grid_lists_runs_not_yet_made(tmp_path, capsys):
