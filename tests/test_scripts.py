@@ -1,4 +1,4 @@
-"""scripts/monitor_curve.py: published SB3 Monitor logs binned by the run's frames."""
+"""scripts/return_curve.py: our runs' and published SB3 Monitor logs binned by the run's frames."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "scripts" / "monitor_curve.py"
-_spec = importlib.util.spec_from_file_location("monitor_curve", _PATH)
+_PATH = Path(__file__).resolve().parents[1] / "scripts" / "return_curve.py"
+_spec = importlib.util.spec_from_file_location("return_curve", _PATH)
 assert _spec is not None and _spec.loader is not None
-monitor_curve = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(monitor_curve)
+return_curve = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(return_curve)
 
 
 def _monitor(path: Path, games: list[tuple[float, int]]) -> Path:
@@ -20,21 +20,69 @@ def _monitor(path: Path, games: list[tuple[float, int]]) -> Path:
     return path
 
 
-def test_games_are_binned_by_the_runs_frames_across_envs(tmp_path):
+def _episodes(path: Path, games: list[tuple[float, int]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = "".join(f"{frames // 4},{frames},0.1,{r},{frames // 64}\n" for r, frames in games)
+    path.write_text("agent_step,frames,wall_time,return,length\n" + rows)
+    return path
+
+
+def test_monitor_games_are_binned_by_the_runs_frames_across_envs(tmp_path):
     # env a's games end at its frames 300, 700, 1000; env b's at 500, 1000: × 2 envs
     a = _monitor(tmp_path / "0.monitor.csv", [(-21, 300), (-19, 400), (-15, 300)])
     b = _monitor(tmp_path / "1.monitor.csv", [(-20, 500), (-11, 500)])
-    table = monitor_curve.binned([a, b], n_envs=2, bin_frames=1000)
-    # run frames 600 (a), 1000 (b), 1400 (a), 2000 (a, b): bins [0, 1000), [1000, 2000), [2000, 3000)
-    assert table == [(1000, -21.0, 1), (2000, pytest.approx(-19.5), 2), (3000, pytest.approx(-13.0), 2)]
+    ends, returns = return_curve.monitor_run([a, b], n_envs=2)
+    table = return_curve.binned(ends, returns, bin_frames=1000)
+    # run frames 600 (a), 1400 (a), 2000 (a), 1000 (b), 2000 (b); bins (0, 1000], (1000, 2000]
+    assert table == [(1000, -20.5, 2), (2000, pytest.approx(-15.0), 3)]
 
 
-def test_cli_prints_a_table_and_refuses_other_files_in_one_line(tmp_path, capsys):
-    a = _monitor(tmp_path / "0.monitor.csv", [(-21, 3000), (-20, 3000)])
-    assert monitor_curve.main([str(a), "--n-envs", "16", "--bin", "50k"]) == 0
+def test_each_runs_episodes_get_a_row_and_monitor_files_pool_into_one(tmp_path, capsys):
+    conv = _episodes(tmp_path / "runs/a2c/Pong/conv/seed0/episodes.csv", [(-21, 1500), (-19, 2000), (-17, 2001)])
+    coord = _episodes(tmp_path / "runs/a2c/Pong/coordconv/seed0/episodes.csv", [(-20, 4000)])
+    sb3 = _monitor(tmp_path / "0.monitor.csv", [(-21, 100), (-18, 200)])
+    args = [str(conv), str(coord), str(sb3), "--n-envs", "16", "--bin", "2k"]
+    assert return_curve.main(args) == 0
     out = capsys.readouterr().out
-    assert "| 50k |" not in out and "| 0.05M | -21.00 | 1 |" in out and "| 0.1M | -20.00 | 1 |" in out
-    other = tmp_path / "episodes.csv"
-    other.write_text("agent_step,frames,wall_time,return,length\n1,4,0.1,-21,1\n")
-    assert monitor_curve.main([str(other)]) == 2
-    assert capsys.readouterr().err.count("\n") == 1
+    assert "| run | 0M–0.002M | 0.002M–0.004M | 0.004M–0.006M |" in out
+    assert "| Pong/conv/seed0 | -20.00 (2) | -17.00 (1) |" in out  # the game at 2,000 frames is in the first bin
+    assert "| Pong/coordconv/seed0 | – | -20.00 (1) | – |" in out
+    # at run frames 1,600 and 4,800: none in the middle bin
+    assert "| SB3 Monitor (1 of 16 envs) | -21.00 (1) | – | -18.00 (1) |" in out
+
+
+def test_cli_refuses_other_files_and_too_few_envs_in_one_line(tmp_path, capsys):
+    other = tmp_path / "scores.csv"
+    other.write_text("game,score\nPong,-21\n")
+    assert return_curve.main([str(other)]) == 2
+    err = capsys.readouterr().err
+    assert str(other) in err and err.count("\n") == 1
+    a = _monitor(tmp_path / "0.monitor.csv", [(-21, 3000)])
+    b = _monitor(tmp_path / "1.monitor.csv", [(-21, 3000)])
+    assert return_curve.main([str(a), str(b), "--n-envs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--n-envs 1" in err and err.count("\n") == 1
+
+
+_TB_PATH = Path(__file__).resolve().parents[1] / "scripts" / "tb_scalars.py"
+_tb_spec = importlib.util.spec_from_file_location("tb_scalars", _TB_PATH)
+assert _tb_spec is not None and _tb_spec.loader is not None
+tb_scalars = importlib.util.module_from_spec(_tb_spec)
+_tb_spec.loader.exec_module(tb_scalars)
+
+
+def test_tb_scalars_samples_a_runs_events_and_names_a_missing_tag(tmp_path, capsys):
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path))
+    for step in range(10, 260, 10):  # logged every 10 steps: 10 … 250
+        writer.add_scalar("losses/entropy_loss", -step / 100, step)
+    writer.close()
+    assert tb_scalars.main([str(tmp_path), "--every", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "| losses/entropy_loss | 10: -0.100, 100: -1.000, 200: -2.000, 250: -2.500 |" in out
+    assert tb_scalars.main([str(tmp_path), "--tags", "losses/nope"]) == 2
+    err = capsys.readouterr().err
+    assert "losses/nope" in err and "losses/entropy_loss" in err and err.count("\n") == 1
+    assert tb_scalars.main([str(tmp_path / "empty")]) == 2
+    assert "no TensorBoard event files" in capsys.readouterr().err

@@ -1,0 +1,64 @@
+"""A run's TensorBoard scalars as a table: the logged value nearest each multiple of ``--every`` steps.
+
+For reading a finished run without starting TensorBoard, e.g. whether the policy's entropy ever left
+its uniform value. Usage::
+
+    python scripts/tb_scalars.py runs/a2c/Pong/conv/seed0 --tags losses/entropy_loss --every 500k
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from rl_coordconv.train import parse_steps
+
+
+def read_scalars(run_dir: Path, tags: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) of each tag in a run directory's event files, in step order."""
+    if not any(run_dir.glob("events.out.tfevents.*")):
+        raise ValueError(f"{run_dir} holds no TensorBoard event files (events.out.tfevents.*)")
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    known = events.Tags()["scalars"]
+    missing = [tag for tag in tags if tag not in known]
+    if missing:
+        raise ValueError(f"{run_dir} has no scalar {', '.join(missing)}; it has {', '.join(sorted(known))}")
+    return {tag: sorted((e.step, e.value) for e in events.Scalars(tag)) for tag in tags}
+
+
+def sampled(series: list[tuple[int, float]], every: int) -> list[tuple[int, float]]:
+    """The first logged point, the first at or after each multiple of ``every``, and the last."""
+    points, target = [], 0
+    for step, value in series:
+        if step >= target:
+            points.append((step, value))
+            target = (step // every + 1) * every
+    if series and (not points or points[-1] != series[-1]):
+        points.append(series[-1])
+    return points
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", type=Path, help="a run directory (holds events.out.tfevents.*)")
+    parser.add_argument("--tags", nargs="+", default=["losses/entropy_loss"], help="scalar tags (default: entropy)")
+    parser.add_argument("--every", type=parse_steps, default=500_000, help="agent steps between rows (default: 500k)")
+    args = parser.parse_args(argv)
+    try:
+        scalars = read_scalars(args.run_dir, args.tags)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("| tag | agent step: value |")
+    print("|---|---|")
+    for tag, series in scalars.items():
+        print(f"| {tag} | " + ", ".join(f"{step:,}: {value:.3f}" for step, value in sampled(series, args.every)) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
