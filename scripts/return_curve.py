@@ -58,14 +58,11 @@ def binned(ends: np.ndarray, returns: np.ndarray, bin_frames: int) -> list[tuple
     ]
 
 
-def monitor_run(paths: list[Path], n_envs: int) -> tuple[np.ndarray, np.ndarray]:
-    """(run frames at each game's end, returns) of one run's Monitor files, pooled."""
-    ends, returns = [], []
-    for path in paths:
-        _, game_returns, game_frames = read_games(path)
-        ends.append(np.cumsum(game_frames) * n_envs)
-        returns.append(game_returns)
-    return np.concatenate(ends), np.concatenate(returns)
+def monitor_run(games: list[tuple[np.ndarray, np.ndarray]], n_envs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(run frames at each game's end, returns) of one run's Monitor files, given as each file's
+    (returns, game frames), pooled."""
+    ends = [np.cumsum(frames) * n_envs for _, frames in games]
+    return np.concatenate(ends), np.concatenate([returns for returns, _ in games])
 
 
 def _label(path: Path) -> str:
@@ -82,29 +79,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--n-envs", type=int, default=None, help="envs in the Monitor files' run (default: the Monitor files given)"
     )
-    parser.add_argument("--bin", type=parse_steps, default=1_000_000, help="frames per bin, e.g. 2M (default: 1M)")
+    parser.add_argument("--bin", default="1M", help="frames per bin, e.g. 2M or 400k (default: 1M)")
     args = parser.parse_args(argv)
     rows: list[tuple[str, list[tuple[int, float, int]]]] = []
     try:
-        if args.bin < 1:
-            raise ValueError(f"--bin must be positive, got {args.bin}")
+        bin_frames = parse_steps(args.bin)
         kinds = {path: read_games(path) for path in args.files}
-        monitors = [path for path, (kind, _, _) in kinds.items() if kind == "monitor"]
+        monitors = [(returns, frames) for kind, returns, frames in kinds.values() if kind == "monitor"]
         n_envs = args.n_envs if args.n_envs is not None else len(monitors)
         if monitors and n_envs < len(monitors):
             raise ValueError(f"--n-envs {n_envs} must be at least the {len(monitors)} Monitor files given")
         for path, (kind, returns, ends) in kinds.items():
             if kind == "episodes":
-                rows.append((_label(path), binned(ends, returns, args.bin)))
+                rows.append((_label(path), binned(ends, returns, bin_frames)))
         if monitors:
             ends, returns = monitor_run(monitors, n_envs)
-            rows.append((f"SB3 Monitor ({len(monitors)} of {n_envs} envs)", binned(ends, returns, args.bin)))
+            rows.append((f"SB3 Monitor ({len(monitors)} of {n_envs} envs)", binned(ends, returns, bin_frames)))
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     edges = sorted({end for _, table in rows for end, _, _ in table})
-    print(f"mean raw return of the games ending in each {_frames(args.bin)}-frame bin of the run (games)\n")
-    print("| run | " + " | ".join(f"{_frames(end - args.bin)}–{_frames(end)}" for end in edges) + " |")
+    print(f"mean raw return of the games ending in each {_frames(bin_frames)}-frame bin of the run (games)\n")
+    print("| run | " + " | ".join(f"{_frames(end - bin_frames)}–{_frames(end)}" for end in edges) + " |")
     print("|---|" + "---:|" * len(edges))
     for label, table in rows:
         cells = {end: f"{mean:.2f} ({games})" for end, mean, games in table}

@@ -46,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path, help="a run directory (holds events.out.tfevents.*)")
     parser.add_argument("--tags", nargs="+", default=["losses/entropy_loss"], help="scalar tags (default: entropy)")
-    parser.add_argument("--every", type=parse_steps, default=500_000, help="agent steps between rows (default: 500k)")
+    parser.add_argument("--every", default="500k", help="agent steps between samples, e.g. 1M (default: 500k)")
     args = parser.parse_args(argv)
     try:
+        every = parse_steps(args.every)
         scalars = read_scalars(args.run_dir, args.tags)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| tag | agent step: value |")
     print("|---|---|")
     for tag, series in scalars.items():
-        print(f"| {tag} | " + ", ".join(f"{step:,}: {value:.3f}" for step, value in sampled(series, args.every)) + " |")
+        print(f"| {tag} | " + ", ".join(f"{step:,}: {value:.3f}" for step, value in sampled(series, every)) + " |")
     return 0
 
 

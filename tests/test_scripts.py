@@ -31,7 +31,9 @@ def test_monitor_games_are_binned_by_the_runs_frames_across_envs(tmp_path):
     # env a's games end at its frames 300, 700, 1000; env b's at 500, 1000: × 2 envs
     a = _monitor(tmp_path / "0.monitor.csv", [(-21, 300), (-19, 400), (-15, 300)])
     b = _monitor(tmp_path / "1.monitor.csv", [(-20, 500), (-11, 500)])
-    ends, returns = return_curve.monitor_run([a, b], n_envs=2)
+    games = [return_curve.read_games(path)[1:] for path in (a, b)]
+    assert all(return_curve.read_games(path)[0] == "monitor" for path in (a, b))
+    ends, returns = return_curve.monitor_run(games, n_envs=2)
     table = return_curve.binned(ends, returns, bin_frames=1000)
     # run frames 600 (a), 1400 (a), 2000 (a), 1000 (b), 2000 (b); bins (0, 1000], (1000, 2000]
     assert table == [(1000, -20.5, 2), (2000, pytest.approx(-15.0), 3)]
@@ -62,6 +64,9 @@ def test_cli_refuses_other_files_and_too_few_envs_in_one_line(tmp_path, capsys):
     assert return_curve.main([str(a), str(b), "--n-envs", "1"]) == 2
     err = capsys.readouterr().err
     assert "--n-envs 1" in err and err.count("\n") == 1
+    assert return_curve.main([str(a), "--bin", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "'0'" in err and "positive" in err and err.count("\n") == 1
 
 
 _TB_PATH = Path(__file__).resolve().parents[1] / "scripts" / "tb_scalars.py"
@@ -86,3 +91,5 @@ def test_tb_scalars_samples_a_runs_events_and_names_a_missing_tag(tmp_path, caps
     assert "losses/nope" in err and "losses/entropy_loss" in err and err.count("\n") == 1
     assert tb_scalars.main([str(tmp_path / "empty")]) == 2
     assert "no TensorBoard event files" in capsys.readouterr().err
+    assert tb_scalars.main([str(tmp_path), "--every", "-5"]) == 2
+    assert "'-5'" in capsys.readouterr().err
