@@ -27,23 +27,32 @@ from pathlib import Path
 
 import numpy as np
 
+from rl_coordconv.runs import EPISODE_COLUMNS, read_episodes
 from rl_coordconv.train import parse_steps
 
 
 def read_games(path: Path) -> tuple[str, np.ndarray, np.ndarray]:
     """(kind, returns, frames) of the games in one file, in the order they ended.
 
-    kind ``"episodes"``: frames are the run's frames when the game ended; kind ``"monitor"``:
-    frames are each game's own emulator frames (one env's)."""
+    kind ``"episodes"``: frames are the run's frames when the game ended (read as the package
+    reads them, a torn last line skipped); kind ``"monitor"``: frames are each game's own
+    emulator frames (one env's)."""
     with path.open(newline="") as handle:
         reader = csv.DictReader(line for line in handle if not line.startswith("#"))
         rows = list(reader)
     columns = set(reader.fieldnames or ())
-    if {"frames", "return"} <= columns:
-        return "episodes", np.array([float(r["return"]) for r in rows]), np.array([float(r["frames"]) for r in rows])
+    if set(EPISODE_COLUMNS) <= columns:
+        episodes = list(read_episodes(path))
+        return (
+            "episodes",
+            np.array([float(r["return"]) for r in episodes]),
+            np.array([float(r["frames"]) for r in episodes]),
+        )
     if {"r", "l"} <= columns:
         return "monitor", np.array([float(r["r"]) for r in rows]), np.array([float(r["l"]) for r in rows])
-    raise ValueError(f"{path} is neither a run's episodes.csv (frames, return) nor an SB3 Monitor file (r, l)")
+    raise ValueError(
+        f"{path} is neither a run's episodes.csv ({', '.join(EPISODE_COLUMNS)}) nor an SB3 Monitor file (r, l)"
+    )
 
 
 def binned(ends: np.ndarray, returns: np.ndarray, bin_frames: int) -> list[tuple[int, float, int]]:

@@ -1,4 +1,4 @@
-"""A run's TensorBoard scalars as a table: the logged value nearest each multiple of ``--every`` steps.
+"""A run's TensorBoard scalars as a table: the first logged value at or after each multiple of ``--every``.
 
 For reading a finished run without starting TensorBoard, e.g. whether the policy's entropy ever left
 its uniform value. Usage::
