@@ -36,7 +36,7 @@ import numpy as np
 from scipy import stats
 
 from rl_coordconv.cli import HelpFormatter
-from rl_coordconv.runs import RunDir, RunStateError, read_episodes
+from rl_coordconv.runs import SCALARS_FILE, RunDir, RunStateError, read_episodes, write_scalars
 
 __all__ = [
     "HUMAN_SCORES",
@@ -522,14 +522,15 @@ def make_report(
     return report
 
 
-SMALL_ARTEFACTS = ("config.yaml", "episodes.csv", "state.json")
+SMALL_ARTEFACTS = ("config.yaml", "episodes.csv", "state.json", SCALARS_FILE)
 
 
 def export_runs(root: Path, destination: Path) -> int:
     """Copy every *finished* run's small artefacts (config, episodes, state) into ``destination``.
 
     Keeps the ``<algo>/<Game>/<arm>/seed<N>`` layout and leaves out checkpoints, models and
-    TensorBoard files, so the copy can be committed and plotted again. Returns the runs copied.
+    TensorBoard files, so the copy can be committed and plotted again; the event files' scalars
+    (losses, entropy, …) go in as ``scalars.csv``. Returns the runs copied.
     """
     copied = 0
     for run in load_runs(root):
@@ -540,6 +541,7 @@ def export_runs(root: Path, destination: Path) -> int:
         for name in SMALL_ARTEFACTS:
             if (run.path / name).exists():
                 shutil.copyfile(run.path / name, target / name)
+        write_scalars(run.path, target / SCALARS_FILE)
         copied += 1
     return copied
 
@@ -557,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bins", type=int, default=50, help="frame bins of the learning curves")
     parser.add_argument("--smooth", type=int, default=1, help="moving average over this many bins (1: none)")
     parser.add_argument("--allow-mixed", action="store_true", help="average runs with different settings anyway")
-    parser.add_argument("--export", type=Path, default=None, help="also copy finished runs' config/episodes/state here")
+    parser.add_argument("--export", type=Path, default=None, help="also copy finished runs' small artefacts here")
     parser.add_argument("--games", nargs="+", default=None, help="the planned games (or atari9): list missing runs")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="the planned seeds: list missing runs")
     args = parser.parse_args(argv)

@@ -4,7 +4,8 @@ A run lives in ``<log_dir>/<algo>/<Game>/<arm>/seed<N>/`` and holds
 
 - ``config.yaml``: the resolved configuration, the command line, package versions, git commit;
 - ``episodes.csv``: one row per finished game (agent step, frames, wall time, raw return, length);
-- TensorBoard event files;
+- TensorBoard event files (``plot --export`` keeps their scalars, less the per-game ones that
+  ``episodes.csv`` already holds, as ``scalars.csv``: tag, step, value);
 - ``checkpoints/``: model + optimizer (an SB3 zip) and a state file (step, RNG states, wall time)
   per checkpoint, and ``latest.json`` naming the newest complete pair;
 - ``final_model.zip`` and ``state.json`` (``running`` or ``finished``).
@@ -26,6 +27,7 @@ import random
 import subprocess
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -36,6 +38,7 @@ import yaml
 
 __all__ = [
     "EPISODE_COLUMNS",
+    "SCALARS_FILE",
     "EpisodeLog",
     "RunDir",
     "RunStateError",
@@ -44,11 +47,17 @@ __all__ = [
     "atomic_write_text",
     "environment_report",
     "read_episodes",
+    "read_scalars",
     "rng_state",
     "set_rng_state",
+    "write_scalars",
 ]
 
 EPISODE_COLUMNS = ("agent_step", "frames", "wall_time", "return", "length")
+SCALARS_FILE = "scalars.csv"
+SCALAR_COLUMNS = ("tag", "step", "value")
+# logged once per game: episodes.csv has every game already, so scalars.csv leaves them out
+_PER_GAME_TAGS = ("charts/episodic_return", "charts/episodic_length")
 
 
 class RunStateError(ValueError):
@@ -184,6 +193,54 @@ def read_episodes(path: Path) -> Iterator[dict[str, str]]:
         for row in csv.DictReader(handle):
             if all(row.get(column) not in (None, "") for column in EPISODE_COLUMNS):
                 yield row
+
+
+def _has_events(run_dir: Path) -> bool:
+    return any(run_dir.glob("events.out.tfevents.*"))
+
+
+def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every TensorBoard scalar of a run as (step, value) in step order.
+
+    Read from the run's event files, or, where there are none (a committed copy), from the
+    ``scalars.csv`` that ``write_scalars`` made of them.
+    """
+    if _has_events(run_dir):
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+        events.Reload()
+        return {tag: sorted((e.step, e.value) for e in events.Scalars(tag)) for tag in events.Tags()["scalars"]}
+    path = run_dir / SCALARS_FILE
+    if not path.exists():
+        raise RunStateError(f"{run_dir} holds no TensorBoard event files (events.out.tfevents.*) and no {SCALARS_FILE}")
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    with path.open(newline="") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                series[row["tag"]].append((int(row["step"]), float(row["value"])))
+            except (KeyError, TypeError, ValueError):
+                columns = ", ".join(SCALAR_COLUMNS)
+                raise RunStateError(f"{path} line {line} is not a row of ({columns}): {row}") from None
+    return {tag: sorted(points) for tag, points in series.items()}
+
+
+def write_scalars(run_dir: Path, path: Path) -> bool:
+    """Write a run's TensorBoard scalars, less the per-game ones, to ``path`` as CSV.
+
+    A few tens of kB for a 10M-frame run where its event files take MBs. Returns False, writing
+    nothing, when the run has no event files.
+    """
+    if not _has_events(run_dir):
+        return False
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(SCALAR_COLUMNS)
+    for tag, points in sorted(read_scalars(run_dir).items()):
+        if tag not in _PER_GAME_TAGS:
+            writer.writerows((tag, step, f"{value:.6g}") for step, value in points)
+    atomic_write_text(path, buffer.getvalue())
+    return True
 
 
 @dataclass(frozen=True)

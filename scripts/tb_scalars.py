@@ -1,9 +1,11 @@
 """A run's TensorBoard scalars as a table: the first logged value at or after each multiple of ``--every``.
 
 For reading a finished run without starting TensorBoard, e.g. whether the policy's entropy ever left
-its uniform value. Usage::
+its uniform value. Reads the run's event files or, in a committed copy (``plot --export``), its
+``scalars.csv``. Usage::
 
     python scripts/tb_scalars.py runs/a2c/Pong/conv/seed0 --tags losses/entropy_loss --every 500k
+    python scripts/tb_scalars.py results/atari/runs_10M/a2c/Breakout/conv/seed2
 """
 
 from __future__ import annotations
@@ -12,22 +14,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
+from rl_coordconv.runs import read_scalars
 from rl_coordconv.train import parse_steps
 
 
-def read_scalars(run_dir: Path, tags: list[str]) -> dict[str, list[tuple[int, float]]]:
-    """(step, value) of each tag in a run directory's event files, in step order."""
-    if not any(run_dir.glob("events.out.tfevents.*")):
-        raise ValueError(f"{run_dir} holds no TensorBoard event files (events.out.tfevents.*)")
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    known = events.Tags()["scalars"]
+def scalars_of(run_dir: Path, tags: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) of each tag of a run, in step order; a tag the run lacks is a ValueError."""
+    known = read_scalars(run_dir)
     missing = [tag for tag in tags if tag not in known]
     if missing:
         raise ValueError(f"{run_dir} has no scalar {', '.join(missing)}; it has {', '.join(sorted(known))}")
-    return {tag: sorted((e.step, e.value) for e in events.Scalars(tag)) for tag in tags}
+    return {tag: known[tag] for tag in tags}
 
 
 def sampled(series: list[tuple[int, float]], every: int) -> list[tuple[int, float]]:
@@ -44,13 +41,13 @@ def sampled(series: list[tuple[int, float]], every: int) -> list[tuple[int, floa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run_dir", type=Path, help="a run directory (holds events.out.tfevents.*)")
+    parser.add_argument("run_dir", type=Path, help="a run directory (events.out.tfevents.* or scalars.csv)")
     parser.add_argument("--tags", nargs="+", default=["losses/entropy_loss"], help="scalar tags (default: entropy)")
     parser.add_argument("--every", default="500k", help="agent steps between samples, e.g. 1M (default: 500k)")
     args = parser.parse_args(argv)
     try:
         every = parse_steps(args.every)
-        scalars = read_scalars(args.run_dir, args.tags)
+        scalars = scalars_of(args.run_dir, args.tags)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -260,9 +260,30 @@ def test_export_copies_only_small_artefacts_of_finished_runs(tmp_path):
     assert plot.export_runs(tmp_path / "runs", tmp_path / "copy") == 7
     files = sorted(str(p.relative_to(tmp_path / "copy")) for p in (tmp_path / "copy").rglob("*") if p.is_file())
     assert "a2c/Pong/conv/seed0/episodes.csv" in files and not any(f.endswith(".zip") for f in files)
+    assert not any(f.endswith("scalars.csv") for f in files)  # these runs have no TensorBoard events
     assert not (tmp_path / "copy/a2c/Pong/conv/seed1").exists()
     # and the copy plots like the original
     assert plot.make_report(tmp_path / "copy", tmp_path / "out").exists()
+
+
+def test_export_turns_event_files_into_scalars_csv_and_keeps_it_on_export_again(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    make_grid(tmp_path / "runs", seeds=range(1))
+    writer = SummaryWriter(str(tmp_path / "runs/a2c/Pong/coordconv/seed0"))
+    for step in (10, 20):
+        writer.add_scalar("losses/entropy_loss", -1.79, step)
+    writer.close()
+    plot.export_runs(tmp_path / "runs", tmp_path / "copy")
+    copy = tmp_path / "copy/a2c/Pong/coordconv/seed0"
+    assert sorted(p.name for p in copy.iterdir()) == ["config.yaml", "episodes.csv", "scalars.csv", "state.json"]
+    assert copy.joinpath("scalars.csv").read_text().splitlines() == [
+        "tag,step,value",
+        "losses/entropy_loss,10,-1.79",
+        "losses/entropy_loss,20,-1.79",
+    ]
+    plot.export_runs(tmp_path / "copy", tmp_path / "again")  # a committed copy has no events: copied as is
+    assert (tmp_path / "again/a2c/Pong/coordconv/seed0/scalars.csv").read_text() == (copy / "scalars.csv").read_text()
 
 
 def test_aggregate_figure_title_states_budget_games_and_seeds():
