@@ -68,11 +68,23 @@ class TrainingFailed(RuntimeError):
     """A run cannot go on (an Ape-X actor that keeps dying); its checkpoints stay for ``--resume``."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# The mode ``open()`` gives a new file. ``mkstemp`` makes its files 0600, which would leave run
+# directories on shared storage unreadable to the rest of a team.
+_NEW_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _NEW_FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

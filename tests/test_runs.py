@@ -13,6 +13,7 @@ from rl_coordconv.runs import (
     SCALARS_FILE,
     RunDir,
     RunStateError,
+    atomic_write_text,
     read_episodes,
     read_scalars,
     rng_state,
@@ -31,6 +32,17 @@ def test_a_saved_rng_state_replays_the_same_numbers():
     _draw()  # move every generator on
     set_rng_state(state)
     assert _draw() == first
+
+
+def test_an_atomic_write_gives_the_file_the_mode_open_would(tmp_path):
+    # mkstemp's 0600 would hide run directories on shared storage from the rest of a team
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = tmp_path / "state.json"
+    atomic_write_text(atomic, "{}")
+    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    atomic_write_text(atomic, "{}")  # replacing keeps it
+    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
 
 
 def test_a_torn_last_line_is_skipped(tmp_path):
