@@ -526,7 +526,7 @@ SMALL_ARTEFACTS = ("config.yaml", "episodes.csv", "state.json", SCALARS_FILE)
 
 
 def export_runs(root: Path, destination: Path) -> int:
-    """Copy every *finished* run's small artefacts (config, episodes, state) into ``destination``.
+    """Copy every *finished* run's small artefacts (config, episodes, state, scalars) to ``destination``.
 
     Keeps the ``<algo>/<Game>/<arm>/seed<N>`` layout and leaves out checkpoints, models and
     TensorBoard files, so the copy can be committed and plotted again; the event files' scalars
