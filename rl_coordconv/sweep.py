@@ -335,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         todo = {
             action: sum(c.action == action for c in cells) for action in ("start", "resume", "restart", "skip", "busy")
         }
+        runs = f"{len(cells)} run" + ("" if len(cells) == 1 else "s")
         print(
-            f"sweep of {len(cells)} runs ({args.algo}, {cells[0].config.timesteps:,} steps each): "
+            f"sweep of {runs} ({args.algo}, {cells[0].config.timesteps:,} steps each): "
             + ", ".join(f"{n} to {a}" if a not in ("skip", "busy") else f"{n} {a}" for a, n in todo.items() if n)
         )
         if args.dry_run:

@@ -57,7 +57,7 @@ def test_sweep_refuses_runs_made_with_other_settings(tmp_path, capsys):
     args = ["--games", "Pong", "--arms", "conv", "--seeds", "0", "--n-envs", "2", "--log-dir", str(tmp_path)]
     assert sweep.main([*args, "--timesteps", "200"]) == 0
     model = (tmp_path / "a2c/Pong/conv/seed0/final_model.zip").read_bytes()
-    capsys.readouterr()
+    assert "sweep of 1 run (a2c, 200 steps each): 1 to start" in capsys.readouterr().out
     assert sweep.main([*args, "--timesteps", "400"]) == 2
     assert "was made with timesteps=200, this sweep asks for 400" in capsys.readouterr().err
     assert sweep.main([*args, "--timesteps", "200", "--set", "ent_coef=0.02"]) == 2
