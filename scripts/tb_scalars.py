@@ -1,10 +1,12 @@
-"""A run's TensorBoard scalars as a table: the first logged value at or after each multiple of ``--every``.
+"""A run's TensorBoard scalars as a table: the first logged value at or after each multiple of ``--every``,
+and the lowest and highest of every logged value (from ``--from`` on).
 
 For reading a finished run without starting TensorBoard, e.g. whether the policy's entropy ever left
 its uniform value. Reads the run's event files or, in a committed copy (``plot --export``), its
 ``scalars.csv``. Usage::
 
     python scripts/tb_scalars.py runs/a2c/Pong/conv/seed0 --tags losses/entropy_loss --every 500k
+    python scripts/tb_scalars.py runs/a2c/Pong/conv/seed0 --tags losses/explained_variance --from 1M
     python scripts/tb_scalars.py results/atari/runs_10M/a2c/Breakout/conv/seed2
 """
 
@@ -44,17 +46,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path, help="a run directory (events.out.tfevents.* or scalars.csv)")
     parser.add_argument("--tags", nargs="+", default=["losses/entropy_loss"], help="scalar tags (default: entropy)")
     parser.add_argument("--every", default="500k", help="agent steps between samples, e.g. 1M (default: 500k)")
+    parser.add_argument("--from", dest="start", help="leave out points before this agent step, e.g. 1M (default: none)")
     args = parser.parse_args(argv)
     try:
         every = parse_steps(args.every)
+        start = parse_steps(args.start) if args.start else 0
         scalars = scalars_of(args.run_dir, args.tags)
+        scalars = {tag: [(step, value) for step, value in series if step >= start] for tag, series in scalars.items()}
+        empty = [tag for tag, series in scalars.items() if not series]
+        if empty:
+            raise ValueError(f"{args.run_dir} logged no {', '.join(empty)} at or after step {start:,}")
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print("| tag | agent step: value |")
-    print("|---|---|")
+    print("| tag | agent step: value | lowest | highest |")
+    print("|---|---|---|---|")
     for tag, series in scalars.items():
-        print(f"| {tag} | " + ", ".join(f"{step:,}: {value:.3f}" for step, value in sampled(series, every)) + " |")
+        samples = ", ".join(f"{step:,}: {value:.3f}" for step, value in sampled(series, every))
+        low, high = min(series, key=lambda point: point[1]), max(series, key=lambda point: point[1])
+        print(f"| {tag} | {samples} | {low[1]:.3f} at {low[0]:,} | {high[1]:.3f} at {high[0]:,} |")
     return 0
 
 

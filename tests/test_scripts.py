@@ -88,7 +88,15 @@ def test_tb_scalars_samples_a_runs_events_and_names_a_missing_tag(tmp_path, caps
     writer.close()
     assert tb_scalars.main([str(tmp_path), "--every", "100"]) == 0
     out = capsys.readouterr().out
-    assert "| losses/entropy_loss | 10: -0.100, 100: -1.000, 200: -2.000, 250: -2.500 |" in out
+    assert (
+        "| losses/entropy_loss | 10: -0.100, 100: -1.000, 200: -2.000, 250: -2.500 | -2.500 at 250 | -0.100 at 10 |"
+        in out
+    )
+    assert tb_scalars.main([str(tmp_path), "--every", "100", "--from", "95"]) == 0
+    assert "| 100: -1.000, 200: -2.000, 250: -2.500 | -2.500 at 250 | -1.000 at 100 |" in capsys.readouterr().out
+    assert tb_scalars.main([str(tmp_path), "--from", "300"]) == 2
+    err = capsys.readouterr().err
+    assert "losses/entropy_loss" in err and "300" in err and err.count("\n") == 1
     assert tb_scalars.main([str(tmp_path), "--tags", "losses/nope"]) == 2
     err = capsys.readouterr().err
     assert "losses/nope" in err and "losses/entropy_loss" in err and err.count("\n") == 1
@@ -101,6 +109,9 @@ def test_tb_scalars_samples_a_runs_events_and_names_a_missing_tag(tmp_path, caps
     rows = "".join(f"losses/entropy_loss,{step},{-step / 100:g}\n" for step in range(10, 260, 10))
     (copy / "scalars.csv").write_text("tag,step,value\n" + rows)
     assert tb_scalars.main([str(copy), "--every", "100"]) == 0
-    assert "| losses/entropy_loss | 10: -0.100, 100: -1.000, 200: -2.000, 250: -2.500 |" in capsys.readouterr().out
+    assert (
+        "| losses/entropy_loss | 10: -0.100, 100: -1.000, 200: -2.000, 250: -2.500 | -2.500 at 250 |"
+        in capsys.readouterr().out
+    )
     assert tb_scalars.main([str(tmp_path), "--every", "-5"]) == 2
     assert "'-5'" in capsys.readouterr().err
