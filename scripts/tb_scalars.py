@@ -7,7 +7,7 @@ its uniform value. Reads the run's event files or, in a committed copy (``plot -
 
     python scripts/tb_scalars.py runs/a2c/Pong/conv/seed0 --tags losses/entropy_loss --every 500k
     python scripts/tb_scalars.py runs/a2c/Pong/conv/seed0 --tags losses/explained_variance --from 1M
-    python scripts/tb_scalars.py results/atari/runs_10M/a2c/Breakout/conv/seed2
+    python scripts/tb_scalars.py results/atari/runs_10M/a2c/Breakout/conv/seed2     # every losses/ tag
 """
 
 from __future__ import annotations
@@ -20,9 +20,16 @@ from rl_coordconv.runs import read_scalars
 from rl_coordconv.train import parse_steps
 
 
-def scalars_of(run_dir: Path, tags: list[str]) -> dict[str, list[tuple[int, float]]]:
-    """(step, value) of each tag of a run, in step order; a tag the run lacks is a ValueError."""
+def scalars_of(run_dir: Path, tags: list[str] | None) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) of each tag of a run (default: its ``losses/`` tags), in step order; a tag the run
+    lacks is a ValueError."""
     known = read_scalars(run_dir)
+    if tags is None:
+        tags = sorted(tag for tag in known if tag.startswith("losses/"))
+        if not tags:
+            raise ValueError(
+                f"{run_dir} has no losses/ scalars; name some with --tags: it has {', '.join(sorted(known))}"
+            )
     missing = [tag for tag in tags if tag not in known]
     if missing:
         raise ValueError(f"{run_dir} has no scalar {', '.join(missing)}; it has {', '.join(sorted(known))}")
@@ -44,13 +51,13 @@ def sampled(series: list[tuple[int, float]], every: int) -> list[tuple[int, floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path, help="a run directory (events.out.tfevents.* or scalars.csv)")
-    parser.add_argument("--tags", nargs="+", default=["losses/entropy_loss"], help="scalar tags (default: entropy)")
+    parser.add_argument("--tags", nargs="+", help="scalar tags (default: the run's losses/ tags)")
     parser.add_argument("--every", default="500k", help="agent steps between samples, e.g. 1M (default: 500k)")
     parser.add_argument("--from", dest="start", help="leave out points before this agent step, e.g. 1M (default: none)")
     args = parser.parse_args(argv)
     try:
         every = parse_steps(args.every)
-        start = parse_steps(args.start) if args.start else 0
+        start = 0 if args.start is None or args.start.strip() == "0" else parse_steps(args.start)
         scalars = scalars_of(args.run_dir, args.tags)
         scalars = {tag: [(step, value) for step, value in series if step >= start] for tag, series in scalars.items()}
         empty = [tag for tag, series in scalars.items() if not series]

@@ -115,3 +115,23 @@ def test_tb_scalars_samples_a_runs_events_and_names_a_missing_tag(tmp_path, caps
     )
     assert tb_scalars.main([str(tmp_path), "--every", "-5"]) == 2
     assert "'-5'" in capsys.readouterr().err
+
+
+def test_tb_scalars_defaults_to_the_runs_losses_tags_whatever_the_algo(tmp_path, capsys):
+    # an Ape-X run logs losses/loss and losses/q_values, no entropy
+    apex = tmp_path / "apex"
+    apex.mkdir()
+    rows = "".join(
+        f"{tag},{step},{step / 10:g}\n" for tag in ("losses/loss", "losses/q_values", "charts/fps") for step in (10, 20)
+    )
+    (apex / "scalars.csv").write_text("tag,step,value\n" + rows)
+    assert tb_scalars.main([str(apex), "--from", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "| losses/loss | 10: 1.000, 20: 2.000 |" in out and "| losses/q_values |" in out
+    assert "charts/fps" not in out
+    charts = tmp_path / "charts"
+    charts.mkdir()
+    (charts / "scalars.csv").write_text("tag,step,value\ncharts/fps,10,1\n")
+    assert tb_scalars.main([str(charts)]) == 2
+    err = capsys.readouterr().err
+    assert "no losses/ scalars" in err and "charts/fps" in err and err.count("\n") == 1
