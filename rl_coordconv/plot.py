@@ -51,6 +51,9 @@ __all__ = [
     "permutation_p",
 ]
 
+# How titles spell an algorithm whose name is not just its registry key in capitals (a2c → A2C).
+_ALGO_NAMES = {"apex": "Ape-X", "qrdqn": "QR-DQN"}
+
 # (random, human) scores, the standard Atari-57 table (Mnih et al. 2015, as used by Wang et al. 2016
 # and DeepMind's DQN Zoo, atari_data.py); only the games this project has reference scores for.
 HUMAN_SCORES: dict[str, tuple[float, float]] = {
@@ -433,7 +436,7 @@ def make_report(
         raise ValueError(f"cannot write to {out}: permission denied")
 
     scores = final_scores(runs, last_k)
-    title = f"{algos[0].upper()} on Atari"
+    title = f"{_ALGO_NAMES.get(algos[0], algos[0].upper())} on Atari"
     curves = plot_curves(runs, [g for g in games if g in found], arms, out, bins, smooth, title)
     agg = aggregate(scores, arms, games)
     budget = max(r.budget_frames for r in runs)

@@ -464,6 +464,28 @@ def test_a_trained_apex_model_loads_as_an_sb3_dqn_and_predicts(local_run):
     assert len(scores) == 1
 
 
+def test_greedy_actions_script_counts_the_q_networks_argmax(local_run, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "greedy_actions", Path(__file__).parents[1] / "scripts/greedy_actions.py"
+    )
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run = run_path(local_run[0])
+    counts, spreads = script.greedy_actions(run, 40)
+    assert sum(counts.values()) == 40 and set(counts) <= set(range(4)) and (spreads >= 0).all()
+    assert script.main([str(run), "--steps", "40"]) == 0
+    out = capsys.readouterr().out
+    for action, name in enumerate(["NOOP", "FIRE", "RIGHT", "LEFT"]):  # Breakout's actions
+        assert f"| {action} {name} | {counts[action]:,} |" in out
+    a2c = tmp_path / "a2c"
+    a2c.mkdir()
+    (a2c / "config.yaml").write_text(yaml.safe_dump({"algo": "a2c", "game": "Pong"}))
+    assert script.main([str(a2c)]) == 2
+    err = capsys.readouterr().err
+    assert "a2c run" in err and "apex" in err and err.count("\n") == 1
+
+
 def test_resume_continues_an_interrupted_run_from_its_checkpoint(local_run, tmp_path, capsys):
     log_dir = tmp_path / "copy"
     shutil.copytree(local_run[0], log_dir)

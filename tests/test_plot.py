@@ -22,11 +22,11 @@ TRUE_MEAN = {
 }
 
 
-def write_run(root, game, arm, seed, timesteps=1000, finished=True, mean=None, games=300, seed_sd=1.0):
-    path = root / "a2c" / game / arm / f"seed{seed}"
+def write_run(root, game, arm, seed, timesteps=1000, finished=True, mean=None, games=300, seed_sd=1.0, algo="a2c"):
+    path = root / algo / game / arm / f"seed{seed}"
     path.mkdir(parents=True)
     config = {
-        "algo": "a2c", "game": game, "arm": arm, "coordconv": arm != "conv", "seed": seed,
+        "algo": algo, "game": game, "arm": arm, "coordconv": arm != "conv", "seed": seed,
         "timesteps": timesteps, "n_envs": 16, "env_backend": "ale", "hyperparams": {"n_steps": 5},
         "protocol": {"frame_skip": 4},
     }  # fmt: skip
@@ -296,3 +296,12 @@ def test_aggregate_figure_title_states_budget_games_and_seeds():
         "T", {"games": ["Pong"]}, {k: v[:1] for k, v in scores.items()}, ["conv", "coordconv"], 4
     )
     assert ": 1 game × 1 seed per arm;" in one
+
+
+def test_report_titles_spell_the_algorithm_as_its_papers_do(tmp_path):
+    for arm in ("conv", "coordconv"):
+        write_run(tmp_path / "runs", "Pong", arm, 0, algo="apex")
+    report = plot.make_report(tmp_path / "runs", tmp_path / "out").read_text()
+    assert report.startswith("# Ape-X on Atari: conv vs CoordConv")
+    make_grid(tmp_path / "a2c_runs", seeds=[0])
+    assert plot.make_report(tmp_path / "a2c_runs", tmp_path / "a2c_out").read_text().startswith("# A2C on Atari")
