@@ -1,10 +1,11 @@
 """What a trained Q-network's greedy policy does: how often it picks each action, and how far apart
 its Q values are, over one stretch of fresh games.
 
-For a value-based run (``apex``, ``dqn``) that has not learnt: a greedy action that hardly depends on
-the screen (one action most of the time, Q values close together) is a policy that has not started,
-not a broken arm. Plays ``--steps`` steps of one game at the evaluation protocol, always the
-greedy action, from the run's final model (or ``--checkpoint``). Usage::
+For a value-based run (``apex``, ``dqn``) that has not learnt: a greedy action that hardly depends
+on the screen (one action most of the time, Q values close together) is a policy that has not
+started to learn; compare the arms' numbers before suspecting either of them. Plays ``--steps``
+steps of one game at the evaluation protocol, always the greedy action, from the run's final model
+(or ``--checkpoint``). Usage::
 
     python scripts/greedy_actions.py runs_apex/apex/Pong/coordconv/seed0 --steps 3000
 """
@@ -38,7 +39,8 @@ def greedy_actions(
         raise RunStateError(f"{run_dir} is not a run directory (no config.yaml)")
     config = run.read_config()
     if config["algo"] not in VALUE_BASED:
-        raise ValueError(f"{run_dir} is an {config['algo']} run; this reads Q values of {', '.join(VALUE_BASED)} runs")
+        allowed = ", ".join(VALUE_BASED)
+        raise ValueError(f"{run_dir} is a run of {config['algo']}; this reads Q values of {allowed} runs")
     path = checkpoint or run.final_model_path
     if not path.exists():
         raise RunStateError(f"no model at {path}")

@@ -483,7 +483,7 @@ def test_greedy_actions_script_counts_the_q_networks_argmax(local_run, tmp_path,
     (a2c / "config.yaml").write_text(yaml.safe_dump({"algo": "a2c", "game": "Pong"}))
     assert script.main([str(a2c)]) == 2
     err = capsys.readouterr().err
-    assert "a2c run" in err and "apex" in err and err.count("\n") == 1
+    assert "run of a2c" in err and "apex" in err and err.count("\n") == 1
 
 
 def test_resume_continues_an_interrupted_run_from_its_checkpoint(local_run, tmp_path, capsys):
