@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from stable_baselines3 import DQN
 
-from rl_coordconv.agents import load_model
+from rl_coordconv.enjoy import load_run_model
 from rl_coordconv.envs import make_atari_vec_env
 from rl_coordconv.envs.atari import action_meanings
 from rl_coordconv.runs import RunDir, RunStateError
@@ -35,16 +35,9 @@ def greedy_actions(
 ) -> tuple[Counter, np.ndarray]:
     """Greedy action counts and, per step, the spread (max − min) of the Q values over the actions."""
     run = RunDir(run_dir)
-    if not run.exists():
-        raise RunStateError(f"{run_dir} is not a run directory (no config.yaml)")
-    config = run.read_config()
-    if config["algo"] not in VALUE_BASED:
-        allowed = ", ".join(VALUE_BASED)
-        raise ValueError(f"{run_dir} is a run of {config['algo']}; this reads Q values of {allowed} runs")
-    path = checkpoint or run.final_model_path
-    if not path.exists():
-        raise RunStateError(f"no model at {path}")
-    model = load_model(config["algo"], path, device="cpu")
+    if run.exists() and (algo := run.read_config()["algo"]) not in VALUE_BASED:  # before loading any model
+        raise ValueError(f"{run_dir} is a run of {algo}; this reads Q values of {', '.join(VALUE_BASED)} runs")
+    config, model = load_run_model(run_dir, checkpoint, device="cpu")
     assert isinstance(model, DQN)  # what apex and dqn runs save
     env = make_atari_vec_env(config["game"], 1, seed=seed, backend="ale", training=False)
     counts: Counter = Counter()
