@@ -12,6 +12,11 @@ Reports the median time of each and, for the ratios, the median of the per-itera
 interval, which cancels most of the drift. Usage::
 
     python benchmarks/layer_overhead.py --batch-sizes 80 512 --iters 40
+    python benchmarks/layer_overhead.py --acting --batch-sizes 16 --iters 200
+
+``--acting`` times what a rollout does to choose actions instead: the forward pass alone, under
+``torch.no_grad``, where the third trunk is ``coordconv, term reused``: the coordinate term
+computed once and reused, the best case of the cache that ``CoordConv2d`` no longer keeps.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import torch
 from torch import nn
 
 from rl_coordconv.extractors import AtariCNN
-from rl_coordconv.layers import AddCoords
+from rl_coordconv.layers import AddCoords, CoordConv2d
 from rl_coordconv.runtime import tune_malloc
 
 
@@ -54,20 +59,46 @@ def time_step(model: nn.Module, x: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def measure(batch: int, iters: int, warmup: int) -> dict[str, list[float]]:
+def time_acting(model: nn.Module, x: torch.Tensor) -> float:
+    start = time.perf_counter()
+    with torch.no_grad():
+        model(x)
+    return time.perf_counter() - start
+
+
+def _with_term_reused(model: AtariCNN) -> AtariCNN:
+    """``model`` whose first layer computes its coordinate term once and then reuses it."""
+    layer = cast(CoordConv2d, model.cnn[0])
+    compute = layer._coord_term
+    memo: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def reused(x: torch.Tensor) -> torch.Tensor:
+        key = tuple(x.shape[-2:])
+        if key not in memo:
+            memo[key] = compute(x)
+        return memo[key]
+
+    layer._coord_term = reused  # type: ignore[method-assign]
+    return model
+
+
+def measure(batch: int, iters: int, warmup: int, acting: bool = False) -> dict[str, list[float]]:
     space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     torch.manual_seed(0)
     coord = AtariCNN(space, coordconv=True)
-    models: dict[str, nn.Module] = {
-        "conv": AtariCNN(space, coordconv=False),
-        "coordconv": coord,
-        "naive": NaiveCoordCNN(coord),
-    }
+    models: dict[str, nn.Module] = {"conv": AtariCNN(space, coordconv=False), "coordconv": coord}
+    if acting:
+        reused = AtariCNN(space, coordconv=True)
+        reused.load_state_dict(coord.state_dict())
+        models["reused"] = _with_term_reused(reused)
+    else:
+        models["naive"] = NaiveCoordCNN(coord)
     x = torch.rand(batch, 4, 84, 84)
+    timer = time_acting if acting else time_step
     times: dict[str, list[float]] = {name: [] for name in models}
     for step in range(warmup + iters):
         for name, model in models.items():
-            elapsed = time_step(model, x)
+            elapsed = timer(model, x)
             if step >= warmup:
                 times[name].append(elapsed)
     return times
@@ -88,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--no-tune-malloc", action="store_true", help="leave glibc's defaults (see runtime.py)")
+    parser.add_argument("--acting", action="store_true", help="forward only, under no_grad, as a rollout acts")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     tuned = tune_malloc() if not args.no_tune_malloc else False
@@ -95,18 +127,19 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, {args.threads} threads, malloc tuned: {tuned}, "
         f"median of {args.iters} alternating iterations\n"
     )
+    third, label = ("reused", "coordconv, term reused") if args.acting else ("naive", "naive concat")
     print(
-        "| batch | conv (ms) | coordconv (ms) | naive concat (ms) | coordconv / conv [95% CI] | naive / conv [95% CI] |"
+        f"| batch | conv (ms) | coordconv (ms) | {label} (ms) | coordconv / conv [95% CI] | {third} / conv [95% CI] |"
     )
     print("|---:|---:|---:|---:|---:|---:|")
     for batch in args.batch_sizes:
-        t = measure(batch, args.iters, args.warmup)
+        t = measure(batch, args.iters, args.warmup, args.acting)
         ms = {name: statistics.median(values) * 1e3 for name, values in t.items()}
         cells = []
-        for name in ("coordconv", "naive"):
+        for name in ("coordconv", third):
             mid, low, high = median_ratio(t[name], t["conv"])
             cells.append(f"{mid:.3f} [{low:.3f}, {high:.3f}]")
-        print(f"| {batch} | {ms['conv']:.1f} | {ms['coordconv']:.1f} | {ms['naive']:.1f} | {cells[0]} | {cells[1]} |")
+        print(f"| {batch} | {ms['conv']:.2f} | {ms['coordconv']:.2f} | {ms[third]:.2f} | {cells[0]} | {cells[1]} |")
     return 0
 
 

@@ -13,8 +13,9 @@ Convolution is linear in its input, so::
 
 and the second term does not depend on the sample: it is computed once, at batch size 1, as one
 small matrix product of the coordinate weights with the grid's receptive-field patches (cut once
-per input size), and broadcast over the batch. Outside autograd it is also cached until the
-weight changes, so a rollout pays for it once per policy update.
+per input size), and broadcast over the batch. It is recomputed from the current weights at every
+call, so no way of changing a weight (an optimizer, ``load_state_dict``, a write through
+``.data``) can leave a stale value behind.
 """
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ class _GridCache(nn.Module):
         key = (x.shape[-2], x.shape[-1], x.device, x.dtype)
         grid = self._grids.get(key)
         if grid is None:
-            grid = coordinate_grid(x.shape[-2], x.shape[-1], self.with_r, x.device, x.dtype)
+            # an ordinary tensor even when first asked for under inference_mode: an inference
+            # tensor could not take part in a later forward that autograd records
+            with torch.inference_mode(False):
+                grid = coordinate_grid(x.shape[-2], x.shape[-1], self.with_r, x.device, x.dtype)
             self._grids[key] = grid
         return grid
 
@@ -146,24 +150,6 @@ def _add_batch_invariant(out: torch.Tensor, term: torch.Tensor) -> torch.Tensor:
     return out.add_(term)
 
 
-class _CoordTermCache:
-    """The coordinate term for the weights of the moment, reused while they do not change.
-
-    Only used outside autograd (rollouts, evaluation): the key includes the weight's in-place
-    version counter, so an optimizer step or ``load_state_dict`` invalidates it.
-    """
-
-    def __init__(self) -> None:
-        self.key: tuple[object, ...] | None = None
-        self.value: torch.Tensor | None = None
-
-    def get(self, key: tuple[object, ...]) -> torch.Tensor | None:
-        return self.value if key == self.key else None
-
-    def put(self, key: tuple[object, ...], value: torch.Tensor) -> None:
-        self.key, self.value = key, value
-
-
 class CoordConv2d(nn.Conv2d):
     """A 2-D convolution that also sees the pixel coordinates of its input.
 
@@ -213,7 +199,6 @@ class CoordConv2d(nn.Conv2d):
         self.image_channels = in_channels
         self.coord_channels = coord_channels
         self.coords = _GridCache(with_r)
-        self._coord_term_cache = _CoordTermCache()
         self._patches: dict[tuple[int, int, torch.device, torch.dtype], torch.Tensor] = {}
         self._out_size: dict[tuple[int, int, torch.device, torch.dtype], tuple[int, int]] = {}
 
@@ -279,33 +264,24 @@ class CoordConv2d(nn.Conv2d):
         patches = self._patches.get(key)
         if patches is None:
             taps = self.coord_channels * self.kernel_size[0] * self.kernel_size[1]
-            one_hot = torch.eye(taps, device=x.device, dtype=x.dtype).view(taps, self.coord_channels, *self.kernel_size)
-            patches = self._conv(self.coords.grid_like(x), one_hot, None)
+            with torch.inference_mode(False), torch.no_grad():  # see _GridCache.grid_like
+                one_hot = torch.eye(taps, device=x.device, dtype=x.dtype)
+                patches = self._conv(
+                    self.coords.grid_like(x), one_hot.view(taps, self.coord_channels, *self.kernel_size), None
+                )
             self._out_size[key] = (patches.shape[-2], patches.shape[-1])
             patches = patches.reshape(taps, -1)
             self._patches[key] = patches
         return patches
 
     def _coord_term(self, x: torch.Tensor) -> torch.Tensor:
-        """``conv(coords, W_coord) + bias`` at batch size 1, shape ``(1, out, H', W')``."""
-        if torch.is_grad_enabled() and self.weight.requires_grad:
-            return self._compute_coord_term(x)
-        bias_version = None if self.bias is None else self.bias._version
-        key = (
-            id(self.weight),
-            self.weight._version,
-            self.weight.data_ptr(),
-            bias_version,
-            x.shape[-2:],
-            x.dtype,
-        )
-        term = self._coord_term_cache.get(key)
-        if term is None:
-            term = self._compute_coord_term(x)
-            self._coord_term_cache.put(key, term)
-        return term
+        """``conv(coords, W_coord) + bias`` at batch size 1, shape ``(1, out, H', W')``.
 
-    def _compute_coord_term(self, x: torch.Tensor) -> torch.Tensor:
+        Computed from the weights of the moment at every call, never cached: a cache keyed on the
+        weight's version counter served stale values after writes through ``.data`` (SB3's
+        ``polyak_update``), and recomputing costs ≈ 0.08 ms a call, nothing measurable in training
+        (BENCHMARKS.md).
+        """
         patches = self._coord_patches(x)
         weight = self.coord_weight.reshape(self.out_channels, -1)
         term = weight @ patches if self.bias is None else torch.addmm(self.bias[:, None], weight, patches)

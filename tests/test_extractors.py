@@ -181,3 +181,40 @@ def test_replayed_backward_equals_autograd(options):
     model.backward_cached(x, cache, features, grad)
     for name, p in model.named_parameters():
         torch.testing.assert_close(p.grad, expected[name], rtol=1e-9, atol=1e-10, msg=name)
+
+
+@pytest.mark.parametrize("algo", ["dqn", "qrdqn"])
+@pytest.mark.parametrize("tau", [1.0, 0.5])
+def test_a_coordconv_target_network_serves_the_weights_it_was_given(algo, tau):
+    """SB3's target update (``polyak_update``, which writes through ``.data``) reaches the CoordConv
+    layer: afterwards the target network computes what a new network with its weights computes."""
+    from stable_baselines3.common.logger import configure
+
+    cls, kwargs = ALGOS[algo]
+
+    def make():
+        env = FakeImageEnv(action_dim=3, screen_height=84, screen_width=84, n_channels=4, channel_first=True)
+        policy_kwargs = atari_policy_kwargs(algo, coordconv=True)
+        return cls("CnnPolicy", env, policy_kwargs=policy_kwargs, target_update_interval=1, tau=tau, **kwargs)
+
+    def networks(model):
+        return (model.q_net, model.q_net_target) if algo == "dqn" else (model.quantile_net, model.quantile_net_target)
+
+    model = make()
+    model.set_logger(configure(None, []))
+    online, target = networks(model)
+    obs = torch.rand(5, 4, 84, 84)
+    with torch.no_grad():
+        target(obs)  # the target network acts once with its first weights
+        for p in online.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    expected = {k: (1 - tau) * v + tau * online.state_dict()[k] for k, v in target.state_dict().items()}
+    model._on_step()  # SB3's own target update
+    for key, value in target.state_dict().items():
+        torch.testing.assert_close(value, expected[key])
+    _, fresh = networks(make())
+    fresh.load_state_dict(target.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(target(obs), fresh(obs))
+        if tau == 1.0:
+            torch.testing.assert_close(target(obs), online(obs))

@@ -189,23 +189,118 @@ def test_from_conv_rejects_what_it_cannot_represent():
         CoordConv2d.from_conv(nn.Linear(3, 3))  # type: ignore[arg-type]
 
 
-def test_cached_coordinate_term_follows_weight_updates():
-    torch.manual_seed(2)
-    layer = CoordConv2d(2, 4, 3)
-    x = torch.randn(3, 2, 9, 9)
+def _sgd_step(layer: CoordConv2d, x: torch.Tensor) -> None:
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
-    with torch.no_grad():
-        before = layer(x)
-        assert torch.equal(layer(x), before)  # served from the cache
     layer(x).square().sum().backward()
     optimizer.step()
-    with torch.inference_mode():
-        after = layer(x)
-    assert not torch.allclose(after, before)
-    torch.testing.assert_close(after, _concat_then_conv(layer, x).detach())
-    layer.load_state_dict({k: torch.zeros_like(v) for k, v in layer.state_dict().items()})
+
+
+def _adam_step(layer: CoordConv2d, x: torch.Tensor) -> None:  # foreach kernels
+    optimizer = torch.optim.Adam(layer.parameters(), lr=0.1)
+    layer(x).square().sum().backward()
+    optimizer.step()
+
+
+def _load_state_dict(layer: CoordConv2d, x: torch.Tensor) -> None:
+    layer.load_state_dict({k: torch.randn_like(v) for k, v in layer.state_dict().items()})
+
+
+def _write_data(layer: CoordConv2d, x: torch.Tensor) -> None:
+    layer.weight.data = torch.randn_like(layer.weight)
+    layer.bias.data = torch.randn_like(layer.bias)
+
+
+def _write_through_data(layer: CoordConv2d, x: torch.Tensor) -> None:
+    layer.weight.data.mul_(-2.0)
+    layer.bias.data.add_(1.0)
+
+
+def _copy_under_no_grad(layer: CoordConv2d, x: torch.Tensor) -> None:
     with torch.no_grad():
-        assert torch.equal(layer(x), torch.zeros_like(after))
+        layer.weight.copy_(torch.randn_like(layer.weight))
+        layer.bias.mul_(3.0)
+
+
+def _polyak(tau: float):
+    def update(layer: CoordConv2d, x: torch.Tensor) -> None:
+        from stable_baselines3.common.utils import polyak_update
+
+        source = CoordConv2d(layer.image_channels, layer.out_channels, layer.kernel_size, layer.stride)
+        polyak_update(source.parameters(), layer.parameters(), tau)
+
+    return update
+
+
+def _to_dtype_and_back(layer: CoordConv2d, x: torch.Tensor) -> None:
+    layer.double()
+    with torch.no_grad():
+        layer.weight.mul_(0.5)
+    layer.float()  # new storage, version counter back at 0
+
+
+def _vector_to_parameters(layer: CoordConv2d, x: torch.Tensor) -> None:
+    vector = torch.nn.utils.parameters_to_vector(layer.parameters())
+    torch.nn.utils.vector_to_parameters(torch.randn_like(vector), layer.parameters())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _sgd_step,
+        _adam_step,
+        _load_state_dict,
+        _write_data,
+        _write_through_data,
+        _copy_under_no_grad,
+        _polyak(1.0),
+        _polyak(0.3),
+        _to_dtype_and_back,
+        _vector_to_parameters,
+    ],
+    ids=[
+        "sgd",
+        "adam",
+        "load_state_dict",
+        "assign_data",
+        "inplace_on_data",
+        "copy_mul_no_grad",
+        "polyak_tau1",
+        "polyak_tau0.3",
+        "to_dtype",
+        "vector_to_parameters",
+    ],
+)
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_no_weight_change_serves_a_stale_coordinate_term(change, mode):
+    """Whatever changes the weights, the next forward outside autograd sees them (DQN's target net)."""
+    torch.manual_seed(2)
+    layer = CoordConv2d(4, 8, 8, stride=4)
+    x = torch.rand(3, 4, 84, 84)
+    context = torch.no_grad if mode == "no_grad" else torch.inference_mode
+    with context():
+        before = layer(x)
+        assert torch.equal(layer(x), before)
+    change(layer, x)
+    with context():
+        after = layer(x)
+    expected = _concat_then_conv(layer, x).detach()
+    assert not torch.allclose(after, before)
+    # float32 sums in another order: a tolerance on the outputs' scale, far below a stale term's error
+    torch.testing.assert_close(after, expected, rtol=0, atol=1e-5 * float(expected.abs().max()))
+
+
+def test_coordinate_term_follows_a_move_to_the_device(device="cuda"):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    torch.manual_seed(2)
+    layer = CoordConv2d(4, 8, 8, stride=4)
+    x = torch.rand(3, 4, 84, 84)
+    with torch.no_grad():
+        layer(x)
+        layer.to(device)
+        layer.weight.data.mul_(-1.0)
+        got = layer(x.to(device))
+        torch.testing.assert_close(got, _concat_then_conv(layer, x.to(device)))
 
 
 @pytest.mark.parametrize("cls", [CoordConv2d, CoordConvTranspose2d])
