@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import random
+import re
 import subprocess
 import tempfile
 import time
@@ -46,10 +47,12 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "environment_report",
+    "load_checkpoint_state",
     "read_episodes",
     "read_scalars",
     "rng_state",
     "set_rng_state",
+    "truncate_events",
     "write_scalars",
 ]
 
@@ -136,13 +139,18 @@ def environment_report() -> dict[str, Any]:
 
 
 def rng_state() -> dict[str, Any]:
-    """The python, numpy and torch (and CUDA) global RNG states, for a checkpoint."""
+    """The python, numpy and torch (and CUDA) global RNG states, for a checkpoint.
+
+    Plain tuples, lists, numbers and tensors only, so :func:`load_checkpoint_state` reads them
+    without unpickling anything else.
+    """
     import numpy as np
     import torch
 
+    name, keys, position, has_gauss, cached = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": (name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), position, has_gauss, cached),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -156,10 +164,49 @@ def set_rng_state(state: dict[str, Any]) -> None:
     import torch
 
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _numpy_array_globals() -> list[Any]:
+    """What unpickling a NumPy array needs: checkpoints written before 2026-12-06 hold NumPy's RNG
+    state as one."""
+    import importlib
+
+    import numpy as np
+
+    multiarray = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray")
+    return [multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def load_checkpoint_state(path: Path) -> dict[str, Any]:
+    """A checkpoint's state file (step, RNG states, wall time), read without running code from it.
+
+    ``torch.load(weights_only=True)`` takes tensors, plain containers and numbers, and here NumPy
+    arrays (older checkpoints hold one); anything else in the pickle, such as the call a crafted
+    file would make on loading, is refused.
+
+    :raises RunStateError: a file that is not such a state, in one line
+    """
+    import pickle
+
+    import torch
+
+    try:
+        with torch.serialization.safe_globals(_numpy_array_globals()):
+            state = torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
+        blocked = re.search(r"unsupported GLOBAL (\S+)", str(error))
+        reason = (
+            f"it would call {blocked.group(1)}, which a checkpoint never holds" if blocked else "not a checkpoint state"
+        )
+        raise RunStateError(f"refusing to load {path}: {reason}") from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise RunStateError(f"refusing to load {path}: not a checkpoint state")
+    return state
 
 
 class EpisodeLog:
@@ -207,8 +254,58 @@ def read_episodes(path: Path) -> Iterator[dict[str, str]]:
                 yield row
 
 
+def _event_files(run_dir: Path) -> list[Path]:
+    return sorted(run_dir.glob("events.out.tfevents.*"))
+
+
 def _has_events(run_dir: Path) -> bool:
-    return any(run_dir.glob("events.out.tfevents.*"))
+    return bool(_event_files(run_dir))
+
+
+# Sorts before every file a SummaryWriter names (``events.out.tfevents.<10-digit time>.<host>...``).
+_KEPT_EVENTS = "events.out.tfevents.0000000000.kept"
+
+
+def truncate_events(run_dir: Path, step: int) -> int:
+    """Keep only the TensorBoard events at or before ``step``: what a resume from there keeps.
+
+    Every event file of the run is rewritten into one (written atomically, named to sort before
+    any file a writer makes), then the others are deleted. Unlike a ``purge_step``, the result
+    does not depend on the order in which readers take the files, which follows their names:
+    ``<seconds>.<host>.<pid>.<n>`` sorts writer 10 before writer 9 of the same second. An event
+    that a crash between the two steps left in two files is kept once.
+
+    :return: the events kept
+    """
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    files = _event_files(run_dir)
+    if not files:
+        return 0
+    header: bytes | None = None
+    kept: list[tuple[int, bytes]] = []
+    seen: set[bytes] = set()
+    for path in files:
+        for record in RawEventFileLoader(str(path)).Load():
+            event = event_pb2.Event.FromString(record)
+            if event.HasField("file_version"):
+                header = header or record
+            elif event.step <= step and record not in seen:
+                seen.add(record)
+                kept.append((event.step, record))
+    kept.sort(key=lambda item: item[0])  # stable: same-step events keep their order
+    buffer = io.BytesIO()
+    writer = RecordWriter(buffer)
+    for record in ([header] if header else []) + [record for _, record in kept]:
+        writer.write(record)
+    target = run_dir / _KEPT_EVENTS
+    atomic_write_bytes(target, buffer.getvalue())
+    for path in files:
+        if path != target:
+            path.unlink()
+    return len(kept)
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -406,7 +503,10 @@ class RunRecorder:
         self.wall_offset = wall_offset
         self._start = time.monotonic()
         self.episodes = EpisodeLog(run.episodes_path)
-        # an interrupted attempt's points after the checkpoint go; those at its step stay, as in episodes.csv
+        # An interrupted attempt's points after the checkpoint go; those at its step stay, as in
+        # episodes.csv. The purge step tells a TensorBoard that already read them.
+        if start_step > 0:
+            truncate_events(run.path, start_step)
         self.writer = SummaryWriter(str(run.path), purge_step=start_step + 1 if start_step > 0 else None)
         self.recent_returns: list[float] = []
 

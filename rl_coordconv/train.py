@@ -37,7 +37,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from rl_coordconv import __version__
 from rl_coordconv.agents import ALGOS, algo_spec, load_model, make_model, parse_overrides, resolve_hyperparams
 from rl_coordconv.cli import HelpFormatter
-from rl_coordconv.envs import ATARI_PROTOCOL, BACKENDS, canonical_game, make_atari_vec_env
+from rl_coordconv.envs import BACKENDS, CATCH, canonical_game, frames_per_step, game_protocol, make_atari_vec_env
 from rl_coordconv.extractors import AtariCNN, resolve_coord_layers
 from rl_coordconv.runs import (
     Checkpoint,
@@ -48,12 +48,16 @@ from rl_coordconv.runs import (
     TrainingFailed,
     atomic_write_bytes,
     environment_report,
+    load_checkpoint_state,
     rng_state,
     set_rng_state,
 )
 from rl_coordconv.runtime import resolve_device, tune_malloc
 
 __all__ = ["TrainConfig", "arm_name", "main", "parse_steps", "resolve_config", "train"]
+
+# Seeds reach NumPy (< 2**32) and ALE (a C int) as seed + env index + start step: room for those.
+MAX_SEED = 2**30
 
 # Settings that define an experiment: a resume must not change them.
 _IDENTITY = ("algo", "game", "coordconv", "with_r", "coord_layers", "seed", "timesteps", "n_envs", "hyperparams")
@@ -233,6 +237,8 @@ def resolve_config(config: TrainConfig, stored: dict[str, Any] | None = None) ->
     config.n_envs = config.n_envs or spec.n_envs
     if config.n_envs < 1:
         raise ValueError(f"--n-envs must be at least 1, got {config.n_envs}")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise ValueError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {config.seed}")
     if config.timesteps < 1:
         raise ValueError(f"--timesteps must be positive, got {config.timesteps}")
     if config.env_backend not in BACKENDS:
@@ -256,14 +262,16 @@ def resolve_config(config: TrainConfig, stored: dict[str, Any] | None = None) ->
 
 
 def protocol_mismatch(stored: dict[str, Any]) -> str | None:
-    """Why a stored run's Atari protocol is not this version's, or None if it is the same."""
-    theirs, mine = stored.get("protocol") or {}, asdict(ATARI_PROTOCOL)
+    """Why a stored run's game protocol is not this version's, or None if it is the same."""
+    game = canonical_game(str(stored.get("game", "")))
+    theirs, mine = stored.get("protocol") or {}, game_protocol(game)
     if theirs == mine:
         return None
+    what = "Atari protocol" if game != CATCH else f"{game} protocol"
     if theirs.get("version", 1) != mine["version"]:
-        return f"was made under Atari protocol version {theirs.get('version', 1)}, this version plays {mine['version']}"
+        return f"was made under {what} version {theirs.get('version', 1)}, this version plays {mine['version']}"
     key = next(key for key in mine if theirs.get(key) != mine[key])
-    return f"was made with Atari protocol {key}={theirs.get(key)!r}, this version uses {mine[key]!r}"
+    return f"was made with {what} {key}={theirs.get(key)!r}, this version uses {mine[key]!r}"
 
 
 def train(
@@ -310,7 +318,7 @@ def _prepare_run_dir(
         shutil.rmtree(run.path)
     run.path.mkdir(parents=True, exist_ok=True)
     if checkpoint is None:
-        record = {**asdict(config), "arm": config.arm, "protocol": asdict(ATARI_PROTOCOL), **extra}
+        record = {**asdict(config), "arm": config.arm, "protocol": game_protocol(config.game), **extra}
         record.update(command=command, package_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
         record.update(environment_report())
         run.write_config(record)
@@ -374,7 +382,7 @@ def _train_locked(
     env = make_atari_vec_env(config.game, config.n_envs, seed=env_seed, backend=config.env_backend)
     try:
         if checkpoint is not None:
-            state = torch.load(checkpoint.state, weights_only=False)
+            state = load_checkpoint_state(checkpoint.state)
             try:
                 model = load_model(config.algo, checkpoint.model, env=env, device=str(device))
             except Exception as error:  # SB3 raises many kinds on a damaged zip
@@ -401,7 +409,7 @@ def _train_locked(
             print(f"training {config.algo} on {config.game} ({config.arm}, seed {config.seed}) on {device}: {run.path}")
             print(f"  {config.timesteps:,} agent steps, {config.n_envs} envs, {n_params:,} parameters")
         recorder = RunRecorder(
-            run, start_step=start_step, wall_offset=wall_offset, frame_skip=ATARI_PROTOCOL.frame_skip
+            run, start_step=start_step, wall_offset=wall_offset, frame_skip=frames_per_step(config.game)
         )
         callback = TrainingCallback(config, run, recorder, start_step)
         try:
@@ -459,7 +467,7 @@ def _train_apex(
         )
         wall_offset = 0.0
         if checkpoint is not None:
-            state = torch.load(checkpoint.state, weights_only=False)
+            state = load_checkpoint_state(checkpoint.state)
             try:
                 trainer.restore(checkpoint.model, state)
             except Exception as error:  # SB3 raises many kinds on a damaged zip
@@ -473,7 +481,7 @@ def _train_apex(
                 f"ε {apex.epsilons()[0]:.3g}…{apex.epsilons()[-1]:.3g}, {n_params:,} parameters"
             )
         recorder = RunRecorder(
-            run, start_step=trainer.num_timesteps, wall_offset=wall_offset, frame_skip=ATARI_PROTOCOL.frame_skip
+            run, start_step=trainer.num_timesteps, wall_offset=wall_offset, frame_skip=frames_per_step(config.game)
         )
         try:
             trainer.train(config.timesteps, run, recorder, config.checkpoint_every, config.log_every)
@@ -511,7 +519,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--algo", default="a2c", help=f"one of {', '.join(ALGOS)}")
-    parser.add_argument("--game", default="Pong", help="Atari game: Pong, ms_pacman, ALE/Breakout-v5, ...")
+    parser.add_argument(
+        "--game",
+        default="Pong",
+        help="Atari game: Pong, ms_pacman, ALE/Breakout-v5, ...; or Catch, a small NumPy task in the same "
+        "observation space (no no-ops, FIRE, lives or frame skip; every --env-backend plays it alike)",
+    )
     parser.add_argument("--coordconv", action="store_true", help="CoordConv on the layers --coord-layers names")
     parser.add_argument("--with-r", action="store_true", help="add the radius channel (needs --coordconv)")
     parser.add_argument(

@@ -156,10 +156,13 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert [e.step for e in events.Scalars("charts/episodic_return")] == steps  # TensorBoard purged them too
 
 
-def test_a_resume_keeps_the_same_games_in_episodes_csv_and_tensorboard(tmp_path):
+@pytest.mark.parametrize("order", ["writer_order", "reversed"])
+def test_a_resume_keeps_the_same_games_in_episodes_csv_and_tensorboard(tmp_path, order):
+    """Whatever order readers take the event files in (their names sort by second, host, pid, then a
+    counter, so writer 10 sorts before writer 9), TensorBoard shows what episodes.csv holds."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from rl_coordconv.runs import EpisodeLog, RunDir, RunRecorder
+    from rl_coordconv.runs import EpisodeLog, RunDir, RunRecorder, read_scalars
 
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
@@ -167,6 +170,9 @@ def test_a_resume_keeps_the_same_games_in_episodes_csv_and_tensorboard(tmp_path)
     for step in (90, 100, 110):  # a game ends on the checkpoint step (100), one after it
         first.episode(step, float(step), 10)
     first.close()  # the attempt dies; the resume starts from the checkpoint at step 100
+    if order == "reversed":  # the first attempt's file sorts after any the resumed writer makes
+        (old,) = run.path.glob("events.out.tfevents.*")
+        old.rename(run.path / "events.out.tfevents.9999999999.host.1.9")
     EpisodeLog.truncate_after(run.episodes_path, 100)
     second = RunRecorder(run, start_step=100)
     second.episode(120, 120.0, 10)
@@ -175,6 +181,27 @@ def test_a_resume_keeps_the_same_games_in_episodes_csv_and_tensorboard(tmp_path)
     events.Reload()
     csv_steps = [int(row["agent_step"]) for row in episode_rows(run.episodes_path)]
     assert csv_steps == [e.step for e in events.Scalars("charts/episodic_return")] == [90, 100, 120]
+    assert [step for step, _ in read_scalars(run.path)["charts/episodic_return"]] == [90, 100, 120]
+
+
+def test_truncating_events_twice_or_after_a_crash_keeps_each_point_once(tmp_path):
+    import shutil
+
+    from rl_coordconv.runs import RunDir, RunRecorder, read_scalars, truncate_events
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    recorder = RunRecorder(run)
+    for step in (10, 20, 30):
+        recorder.scalars(step, {"losses/x": float(step)})
+    recorder.close()
+    (original,) = run.path.glob("events.out.tfevents.*")
+    shutil.copy(original, tmp_path / "copy")
+    assert truncate_events(run.path, 20) == 2
+    shutil.copy(tmp_path / "copy", original)  # a crash before the old file was deleted
+    assert truncate_events(run.path, 20) == 2
+    assert len(list(run.path.glob("events.out.tfevents.*"))) == 1
+    assert read_scalars(run.path)["losses/x"] == [(10, 10.0), (20, 20.0)]
 
 
 @pytest.mark.parametrize(
@@ -191,6 +218,7 @@ def test_a_resume_keeps_the_same_games_in_episodes_csv_and_tensorboard(tmp_path)
         (["--set", "learning_rate=fast"], "a2c rejected its hyperparameters (check the --set values): The learning"),
         (["--with-r"], "--with-r needs --coordconv"),
         (["--resume"], "nothing to resume"),
+        (["--seed", "-1"], "--seed must be a whole number from 0 to 1073741824, got -1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
@@ -253,6 +281,32 @@ def test_resume_refuses_a_missing_or_corrupt_checkpoint_and_changed_settings(tmp
     assert train.main([*args, "--resume"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
     assert (run / "final_model.zip").exists()
+
+
+class _Crafted:
+    """A pickle that runs a command when it is loaded, as a run directory from a stranger might."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_checkpoint_state_is_refused_not_run(tmp_path, capsys):
+    import torch
+
+    args = [*SMALL, "--timesteps", "160", "--checkpoint-every", "80", "--log-dir", str(tmp_path)]
+    assert train.main(args) == 0
+    run = run_dir(tmp_path)
+    (run / "state.json").write_text(json.dumps({"status": "running", "agent_steps": 80}))
+    state = json.loads((run / "checkpoints" / "latest.json").read_text())["state"]
+    marker = tmp_path / "code-ran"
+    torch.save({"step": 80, "rng": _Crafted(marker)}, run / "checkpoints" / state)
+    assert train.main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert not marker.exists()
+    assert err.count("\n") == 1 and "refusing to load" in err and "it would call posix.system" in err
 
 
 def test_a_resumed_dqn_refills_its_replay_buffer_before_it_learns_again(tmp_path):

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import ale_py
 import gymnasium as gym
 from ale_py import roms
+
+from rl_coordconv.envs.catch import CATCH, CATCH_ACTIONS, CATCH_PROTOCOL
 
 # At import, not inside a function: SB3's SubprocVecEnv workers unpickle env factories defined
 # here, and they can only `gym.make("ALE/...")` if this registration ran in their process too.
@@ -35,6 +38,8 @@ __all__ = [
     "action_meanings",
     "all_games",
     "canonical_game",
+    "frames_per_step",
+    "game_protocol",
     "make_ale_env",
     "resolve_games",
     "rom_id",
@@ -95,12 +100,15 @@ def all_games() -> list[str]:
 def canonical_game(name: str) -> str:
     """The canonical CamelCase name of a game given in any usual spelling.
 
-    Accepts ``Pong``, ``pong``, ``ms_pacman``, ``ALE/MsPacman-v5``, ``MsPacmanNoFrameskip-v4``.
+    Accepts ``Pong``, ``pong``, ``ms_pacman``, ``ALE/MsPacman-v5``, ``MsPacmanNoFrameskip-v4``,
+    and ``Catch`` (:mod:`rl_coordconv.envs.catch`, not an Atari game).
 
     :param name: the game as a user typed it
     :return: e.g. ``MsPacman``
     :raises ValueError: for a name no installed ROM matches, with close names and ``ATARI9``
     """
+    if name.strip().lower() == CATCH.lower():
+        return CATCH
     known = _known_roms()
     text = name.strip()
     text = re.sub(r"^ALE/", "", text)
@@ -111,7 +119,9 @@ def canonical_game(name: str) -> str:
         return by_key[key]
     close = difflib.get_close_matches(key, list(by_key), n=3, cutoff=0.6)
     hint = f"did you mean {', '.join(by_key[c] for c in close)}? " if close else ""
-    raise ValueError(f"unknown game {name!r}; {hint}the default suite is ATARI9 = {', '.join(ATARI9)}")
+    raise ValueError(
+        f"unknown game {name!r}; {hint}the default suite is ATARI9 = {', '.join(ATARI9)} (and {CATCH}, a test task)"
+    )
 
 
 def rom_id(game: str) -> str:
@@ -135,6 +145,8 @@ def resolve_games(names: list[str]) -> list[str]:
 
 def action_meanings(game: str) -> list[str]:
     """Names of a game's minimal action set, e.g. ``['NOOP', 'FIRE', 'RIGHT', 'LEFT']``."""
+    if canonical_game(game) == CATCH:
+        return list(CATCH_ACTIONS)
     ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
     ale = ale_py.ALEInterface()
     path = roms.get_rom_path(rom_id(game))
@@ -160,3 +172,13 @@ def make_ale_env(game: str, render_mode: str | None = None) -> gym.Env:
         max_num_frames_per_episode=ATARI_PROTOCOL.max_frames_per_game,
         render_mode=render_mode,
     )
+
+
+def game_protocol(game: str) -> dict[str, Any]:
+    """The protocol a game is played under, as recorded in a run's ``config.yaml``."""
+    return asdict(CATCH_PROTOCOL if canonical_game(game) == CATCH else ATARI_PROTOCOL)
+
+
+def frames_per_step(game: str) -> int:
+    """Frames per agent step: the Atari frame skip (4), or 1 for Catch."""
+    return CATCH_PROTOCOL.frame_skip if canonical_game(game) == CATCH else ATARI_PROTOCOL.frame_skip

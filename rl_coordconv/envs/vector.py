@@ -48,6 +48,7 @@ import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from rl_coordconv.envs.atari import ATARI_PROTOCOL, action_meanings, canonical_game, make_ale_env, rom_id
+from rl_coordconv.envs.catch import CATCH, CatchVecEnv
 
 __all__ = ["BACKENDS", "AtariVecEnv", "make_atari_vec_env"]
 
@@ -349,7 +350,8 @@ def make_atari_vec_env(
 ) -> VecEnv:
     """A vectorized Atari env with the project's protocol, as an SB3 ``VecEnv``.
 
-    :param game: any spelling :func:`canonical_game` accepts
+    :param game: any spelling :func:`canonical_game` accepts; ``Catch`` gives
+        :class:`~rl_coordconv.envs.catch.CatchVecEnv`, the same on every backend
     :param n_envs: parallel games
     :param seed: env ``k`` is seeded with ``seed + k``
     :param backend: ``ale`` (ALE's C++ vector env, the default), ``envpool``, or ``sb3``
@@ -361,13 +363,15 @@ def make_atari_vec_env(
     """
     if n_envs < 1:
         raise ValueError(f"n_envs must be at least 1, got {n_envs}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown env backend {backend!r}; choose from {', '.join(BACKENDS)}")
     game = canonical_game(game)
+    if game == CATCH:  # no emulator: NumPy arrays, the same whatever the backend
+        return CatchVecEnv(n_envs, seed=seed, render_mode=render_mode)
     if backend in ("ale", "envpool"):
         if render_mode is not None:
             raise ValueError(f"render_mode needs the sb3 backend; the {backend} backend has no RGB frames")
         return AtariVecEnv(game, n_envs, seed=seed, backend=backend, training=training, num_threads=num_threads)
-    if backend != "sb3":
-        raise ValueError(f"unknown env backend {backend!r}; choose from {', '.join(BACKENDS)}")
 
     from stable_baselines3.common.env_util import make_atari_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecFrameStack, VecTransposeImage
