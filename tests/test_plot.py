@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import warnings
 import zlib
 
@@ -11,8 +13,10 @@ import numpy as np
 import pytest
 import yaml
 
-from rl_coordconv import plot
-from rl_coordconv.plot import HUMAN_SCORES, aggregate, bootstrap_ci, compare, final_scores, load_runs, permutation_p
+from rl_coordconv import figures, plot
+from rl_coordconv.report import make_report
+from rl_coordconv.results import Run, binned_curve, export_runs, load_runs
+from rl_coordconv.stats import HUMAN_SCORES, aggregate, bootstrap_ci, compare, final_scores, permutation_p
 
 TRUE_MEAN = {
     ("Pong", "conv"): -5.0,
@@ -54,7 +58,7 @@ def make_grid(root, seeds=range(5)):
 
 def test_report_table_matches_the_data_and_cis_cover_the_truth(tmp_path):
     written = make_grid(tmp_path / "runs")
-    report = plot.make_report(tmp_path / "runs", tmp_path / "out", last_k=50).read_text()
+    report = make_report(tmp_path / "runs", tmp_path / "out", last_k=50).read_text()
     assert (tmp_path / "out" / "curves.png").stat().st_size > 10_000
     assert (tmp_path / "out" / "aggregate.png").exists()
     for (game, arm), truth in TRUE_MEAN.items():
@@ -172,13 +176,13 @@ def test_missing_and_unfinished_runs_are_listed_not_dropped(tmp_path):
 
     shutil.rmtree(tmp_path / "runs/a2c/Breakout/coordconv/seed2")
     (tmp_path / "runs/a2c/Pong/conv/seed1/state.json").write_text(json.dumps({"status": "running", "agent_steps": 500}))
-    report = plot.make_report(tmp_path / "runs", tmp_path / "out").read_text()
+    report = make_report(tmp_path / "runs", tmp_path / "out").read_text()
     assert "- missing: Breakout/coordconv/seed2" in report
     assert "- missing: Pong/conv/seed1" not in report  # it exists: listed as unfinished instead
     assert "unfinished (500 steps), left out:" in report and "Pong/conv/seed1" in report
     assert "## Aggregate over 2 games (" in report
     shutil.rmtree(tmp_path / "runs/a2c/Breakout/coordconv")  # Breakout now lacks an arm: one game left
-    report = plot.make_report(tmp_path / "runs", tmp_path / "out").read_text()
+    report = make_report(tmp_path / "runs", tmp_path / "out").read_text()
     assert "## Aggregate over 1 game (" in report
 
 
@@ -199,14 +203,14 @@ def test_the_planned_grid_lists_runs_not_yet_made(tmp_path, capsys):
 
 def test_binned_curve_means_each_bin_and_carries_over_empty_ones(tmp_path):
     frames = np.array([100, 250, 400, 401, 1000])
-    run = plot.Run(tmp_path, "a2c", "Pong", "conv", 0, {}, True, 250, frames, np.array([1.0, 3.0, 5.0, 7.0, 9.0]))
+    run = Run(tmp_path, "a2c", "Pong", "conv", 0, {}, True, 250, frames, np.array([1.0, 3.0, 5.0, 7.0, 9.0]))
     edges = np.array([0, 400, 600, 800, 1000])  # a game ending on an edge counts in the bin it closes
-    np.testing.assert_array_equal(plot.binned_curve(run, edges), [3.0, 7.0, 7.0, 9.0])
+    np.testing.assert_array_equal(binned_curve(run, edges), [3.0, 7.0, 7.0, 9.0])
 
 
 def test_smoothing_is_a_trailing_mean():
-    assert np.array_equal(plot._smooth(np.array([0.0, 3.0, 6.0]), 1), [0.0, 3.0, 6.0])
-    np.testing.assert_allclose(plot._smooth(np.array([0.0, 3.0, 6.0, 9.0]), 3), [0.0, 1.0, 3.0, 6.0])
+    assert np.array_equal(figures._smooth(np.array([0.0, 3.0, 6.0]), 1), [0.0, 3.0, 6.0])
+    np.testing.assert_allclose(figures._smooth(np.array([0.0, 3.0, 6.0, 9.0]), 3), [0.0, 1.0, 3.0, 6.0])
 
 
 def test_bins_before_the_first_game_are_left_blank_without_warnings(tmp_path, monkeypatch):
@@ -226,7 +230,7 @@ def test_bins_before_the_first_game_are_left_blank_without_warnings(tmp_path, mo
     monkeypatch.setattr(Axes, "plot", record)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        plot.plot_curves(load_runs(tmp_path / "runs"), ["Pong"], ["conv"], tmp_path, bins=10, smooth=1, title="t")
+        figures.plot_curves(load_runs(tmp_path / "runs"), ["Pong"], ["conv"], tmp_path, bins=10, smooth=1, title="t")
     assert np.isnan(drawn["y"][:5]).all() and not np.isnan(drawn["y"][5:]).any()
 
 
@@ -257,13 +261,13 @@ def test_export_copies_only_small_artefacts_of_finished_runs(tmp_path):
     make_grid(tmp_path / "runs", seeds=range(2))
     (tmp_path / "runs/a2c/Pong/conv/seed0/final_model.zip").write_bytes(b"big")
     (tmp_path / "runs/a2c/Pong/conv/seed1/state.json").write_text(json.dumps({"status": "running", "agent_steps": 1}))
-    assert plot.export_runs(tmp_path / "runs", tmp_path / "copy") == 7
+    assert export_runs(tmp_path / "runs", tmp_path / "copy") == 7
     files = sorted(str(p.relative_to(tmp_path / "copy")) for p in (tmp_path / "copy").rglob("*") if p.is_file())
     assert "a2c/Pong/conv/seed0/episodes.csv" in files and not any(f.endswith(".zip") for f in files)
     assert not any(f.endswith("scalars.csv") for f in files)  # these runs have no TensorBoard events
     assert not (tmp_path / "copy/a2c/Pong/conv/seed1").exists()
     # and the copy plots like the original
-    assert plot.make_report(tmp_path / "copy", tmp_path / "out").exists()
+    assert make_report(tmp_path / "copy", tmp_path / "out").exists()
 
 
 def test_export_turns_event_files_into_scalars_csv_and_keeps_it_on_export_again(tmp_path):
@@ -274,7 +278,7 @@ def test_export_turns_event_files_into_scalars_csv_and_keeps_it_on_export_again(
     for step in (10, 20):
         writer.add_scalar("losses/entropy_loss", -1.79, step)
     writer.close()
-    plot.export_runs(tmp_path / "runs", tmp_path / "copy")
+    export_runs(tmp_path / "runs", tmp_path / "copy")
     copy = tmp_path / "copy/a2c/Pong/coordconv/seed0"
     assert sorted(p.name for p in copy.iterdir()) == ["config.yaml", "episodes.csv", "scalars.csv", "state.json"]
     assert copy.joinpath("scalars.csv").read_text().splitlines() == [
@@ -282,7 +286,7 @@ def test_export_turns_event_files_into_scalars_csv_and_keeps_it_on_export_again(
         "losses/entropy_loss,10,-1.79",
         "losses/entropy_loss,20,-1.79",
     ]
-    plot.export_runs(tmp_path / "copy", tmp_path / "again")  # a committed copy has no events: copied as is
+    export_runs(tmp_path / "copy", tmp_path / "again")  # a committed copy has no events: copied as is
     assert (tmp_path / "again/a2c/Pong/coordconv/seed0/scalars.csv").read_text() == (copy / "scalars.csv").read_text()
 
 
@@ -290,9 +294,9 @@ def test_aggregate_figure_title_states_budget_games_and_seeds():
     scores = {("Pong", "conv"): np.zeros(3), ("Pong", "coordconv"): np.zeros(2), ("Breakout", "conv"): np.zeros(3)}
     scores[("Breakout", "coordconv")] = np.zeros(3)
     result = {"games": ["Breakout", "Pong"]}
-    title = plot._aggregate_title("A2C on Atari", result, scores, ["conv", "coordconv"], 10_000_000)
+    title = figures._aggregate_title("A2C on Atari", result, scores, ["conv", "coordconv"], 10_000_000)
     assert title.startswith("A2C on Atari, 10M frames per run: 2 games × 2–3 seeds per arm")
-    one = plot._aggregate_title(
+    one = figures._aggregate_title(
         "T", {"games": ["Pong"]}, {k: v[:1] for k, v in scores.items()}, ["conv", "coordconv"], 4
     )
     assert ": 1 game × 1 seed per arm;" in one
@@ -301,7 +305,21 @@ def test_aggregate_figure_title_states_budget_games_and_seeds():
 def test_report_titles_spell_the_algorithm_as_its_papers_do(tmp_path):
     for arm in ("conv", "coordconv"):
         write_run(tmp_path / "runs", "Pong", arm, 0, algo="apex")
-    report = plot.make_report(tmp_path / "runs", tmp_path / "out").read_text()
+    report = make_report(tmp_path / "runs", tmp_path / "out").read_text()
     assert report.startswith("# Ape-X on Atari: conv vs CoordConv")
     make_grid(tmp_path / "a2c_runs", seeds=[0])
-    assert plot.make_report(tmp_path / "a2c_runs", tmp_path / "a2c_out").read_text().startswith("# A2C on Atari")
+    assert make_report(tmp_path / "a2c_runs", tmp_path / "a2c_out").read_text().startswith("# A2C on Atari")
+
+
+def test_budget_label_spells_millions_and_thousands_of_frames():
+    assert figures.budget_label(10_000_000) == "10M frames"
+    assert figures.budget_label(2_500_000) == "2.5M frames"
+    assert figures.budget_label(250_000) == "250k frames"
+
+
+def test_statistics_and_the_report_load_without_matplotlib():
+    code = (
+        "import sys, rl_coordconv.plot, rl_coordconv.report, rl_coordconv.stats, rl_coordconv.results; "
+        "print('matplotlib' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

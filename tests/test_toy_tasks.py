@@ -33,7 +33,8 @@ from rl_coordconv.toy_tasks.models import (
 )
 from rl_coordconv.toy_tasks.report import PAPER, render_readme, time_to_target
 from rl_coordconv.toy_tasks.reproduce import SWEEPS, cell_specs, load_cells, reproduce
-from rl_coordconv.toy_tasks.train import METRICS, ToyConfig, ToyResult, evaluate, resolve_config, train_toy
+from rl_coordconv.toy_tasks.tasks import TASKS, Classification
+from rl_coordconv.toy_tasks.train import ToyConfig, ToyResult, evaluate, resolve_config, train_toy
 
 
 @pytest.fixture(scope="module")
@@ -384,7 +385,7 @@ def test_each_cell_keeps_its_best_run_lower_error_or_higher_accuracy(tmp_path, c
     reproduce(tmp_path, "cmd", [cell], log_dir=None, runner=runner, echo=lambda line: None)
     (loaded,) = load_cells(tmp_path, cell_specs([cell], log_dir=None))
     best = min(scores) if task == "regression" else max(scores)
-    assert loaded["best"]["test"][METRICS[task][0]] == best
+    assert loaded["best"]["test"][TASKS[task].metric.name] == best
     assert loaded["best"]["config"] == loaded["runs"][scores.index(best)]["config"]
 
 
@@ -470,3 +471,51 @@ def test_toy_tasks_import_nothing_above_the_layers():
 def test_each_paper_claim_is_checked_at_the_edge_its_text_states(key, holds, fails):
     claim = PAPER[key]
     assert claim.holds(holds) and not claim.holds(fails), claim.criterion
+
+
+def test_mul_and_fs_of_zero_are_refused_not_replaced_by_the_default(capsys):
+    assert cli.main(["--model", "conv", "--mul", "0"]) == 2
+    assert capsys.readouterr().err == "error: --mul must be a positive integer, got 0\n"
+
+
+def test_one_comparison_decides_reached_for_stop_at_the_report_and_the_claims():
+    """An error reaches its bar by getting under it (the report's "error < 0.5 px"); a score by getting to it."""
+    regression, classification = TASKS["regression"], TASKS["classification"]
+    assert not regression.metric.reached(0.5, 0.5) and regression.metric.reached(0.4999, 0.5)
+    assert classification.metric.reached(1.0, 1.0) and not classification.metric.reached(0.9999, 1.0)
+    history = [{"train_seconds": 1.0, "test_error_px": 0.5}, {"train_seconds": 2.0, "test_error_px": 0.4999}]
+    assert time_to_target("regression", history) == 2.0
+    assert PAPER[("regression", "quadrant", "coordconv")].holds == regression.solved
+
+
+class _Locating(Classification):
+    """A made-up task: how a new task is added (here classification's data and models, renamed)."""
+
+    name = "locating"
+    target_text = "every centre found"
+
+
+def test_a_new_task_is_one_class_in_the_registry(monkeypatch, capsys):
+    monkeypatch.setitem(TASKS, "locating", _Locating())
+    # the command line offers it, and lists it among the choices of a bad --task
+    task_help = next(action.help for action in cli.build_parser()._actions if "--task" in action.option_strings)
+    assert task_help == "classification, regression, rendering or locating (default: classification)"
+    assert cli.main(["--task", "paint"]) == 2
+    assert "choose from classification, regression, rendering, locating" in capsys.readouterr().err
+    # its arms' defaults and options come from the class
+    config = resolve_config(ToyConfig("locating", "quadrant", "conv"))
+    assert (config.lr, config.mul, config.fs, config.arch) == (2e-3, 1, 3, None)
+    with pytest.raises(ValueError, match="--arch does not apply to the conv locating model"):
+        resolve_config(ToyConfig("locating", "quadrant", "conv", arch="pooled"))
+    # --reproduce runs its four cells, and the report shows them once its paper claims are given
+    assert len(cell_specs(log_dir=None)) == 16
+    for split in ("uniform", "quadrant"):
+        for model in ("conv", "coordconv"):
+            monkeypatch.setitem(PAPER, ("locating", split, model), PAPER[("classification", split, model)])
+    run = _fake_run("classification", "quadrant", "coordconv", test=1.0, train=1.0)
+    cell = {"task": "locating", "split": "quadrant", "model": "coordconv", "best": run, "runs": [run], "selection": "x"}
+    text = render_readme([cell], "cmd")
+    row = next(line for line in text.splitlines() if line.startswith("| locating | quadrant | coordconv |"))
+    assert "| 100.00% |" in row and "target at 12 s" in row and row.endswith("| yes |")
+    assert "locating = test/train accuracy (argmax pixel = centre)" in text and "every centre found)" in text
+    assert "Claims that hold: 1; that do not: 0; not run: 15." in text

@@ -16,6 +16,7 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -24,6 +25,7 @@ from typing import NoReturn
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from rl_coordconv.cli import HelpFormatter
+from rl_coordconv.toy_tasks.tasks import MODELS, TASKS  # no PyTorch: the options are listed before it loads
 
 __all__ = ["build_parser", "main"]
 
@@ -63,6 +65,11 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _one_of(names: Sequence[str]) -> str:
+    """``"a, b or c"``."""
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m rl_coordconv.toy_tasks",
@@ -70,9 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     # A single run's options default to None here, so that --reproduce can refuse them; _SINGLE fills them in.
-    parser.add_argument("--task", help=f"classification, regression or rendering (default: {_SINGLE['task']})")
+    parser.add_argument("--task", help=f"{_one_of(list(TASKS))} (default: {_SINGLE['task']})")
     parser.add_argument("--split", help=f"uniform or quadrant (default: {_SINGLE['split']})")
-    parser.add_argument("--model", help=f"conv or coordconv (default: {_SINGLE['model']})")
+    parser.add_argument("--model", help=f"{_one_of(MODELS)} (default: {_SINGLE['model']})")
     defaults = "default: the paper's for the task and model"
     parser.add_argument("--epochs", type=_int, help=f"passes over the training set ({defaults})")
     parser.add_argument("--batch-size", type=_int, help=f"minibatch size ({defaults})")

@@ -25,12 +25,11 @@ from torch import nn
 
 from rl_coordconv.layers import CoordConv2d
 from rl_coordconv.toy_tasks.data import CANVAS, SQUARE
+from rl_coordconv.toy_tasks.tasks import TASKS
 
 __all__ = [
-    "MODELS",
     "REGRESSION_ARCHS",
     "SQUARE_SHARE",
-    "TASKS",
     "ConvRegressor",
     "CoordConvClassifier",
     "CoordConvRegressor",
@@ -41,8 +40,6 @@ __all__ = [
     "kernel_weights",
 ]
 
-TASKS = ("classification", "regression", "rendering")
-MODELS = ("conv", "coordconv")
 REGRESSION_ARCHS = ("pooled", "strided")
 
 
@@ -333,38 +330,17 @@ class ConvRegressor(nn.Module):
 def build_model(
     task: str, model: str, mul: int | None = None, fs: int | None = None, arch: str | None = None
 ) -> nn.Module:
-    """The network for one task and arm.
+    """The network for one task and arm, as the task builds it (:meth:`.ToyTask.build`).
 
-    :param task: ``classification``, ``regression`` or ``rendering``
+    :param task: a name in :data:`~rl_coordconv.toy_tasks.tasks.TASKS`
     :param model: ``conv`` (the baseline family) or ``coordconv`` (the paper's CoordConv model)
-    :param mul: width multiplier: of the deconv painter (default 1 for classification, 2 for
-        rendering), of the CoordConv renderer's head (default 2), of the regression baseline
-        (default 1); the CoordConv classifier and regressor have none
-    :param fs: filter size: of the deconv painter (default 3), of the CoordConv renderer's head
-        (default 1); the regression models have none
-    :param arch: the regression baseline, ``pooled`` or ``strided`` (default ``pooled``)
+    :param mul: width multiplier: of the deconv painter, of the CoordConv renderer's head, of the
+        regression baseline; the CoordConv classifier and regressor have none
+    :param fs: filter size: of the deconv painter, of the CoordConv renderer's head; the
+        regression models have none
+    :param arch: the regression baseline, ``pooled`` or ``strided``
     :raises ValueError: an unknown task or model, or a setting the model does not have
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
-    unused = {
-        ("classification", "coordconv"): ("mul", "fs", "arch"),
-        ("regression", "coordconv"): ("mul", "fs", "arch"),
-        ("regression", "conv"): ("fs",),
-        ("classification", "conv"): ("arch",),
-        ("rendering", "conv"): ("arch",),
-        ("rendering", "coordconv"): ("arch",),
-    }[(task, model)]
-    given = {"mul": mul, "fs": fs, "arch": arch}
-    for name in unused:
-        if given[name] is not None:
-            raise ValueError(f"--{name} does not apply to the {model} {task} model (got {given[name]!r})")
-    if task == "classification":
-        return CoordConvClassifier() if model == "coordconv" else DeconvPainter(mul or 1, fs or 3)
-    if task == "rendering":
-        if model == "coordconv":
-            return CoordConvRenderer(mul or 2, fs or 1)
-        return DeconvPainter(mul or 2, fs or 3, output_prior=SQUARE_SHARE)
-    return CoordConvRegressor() if model == "coordconv" else ConvRegressor(arch or "pooled", mul or 1)
+    return TASKS[task].build(model, mul=mul, fs=fs, arch=arch)

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rl_coordconv.toy_tasks.tasks import MODELS, TASKS
+
 __all__ = [
     "PAPER",
-    "TARGETS",
     "PaperClaim",
     "format_metric",
     "plot_curves",
@@ -31,12 +32,6 @@ __all__ = [
     "render_readme",
     "time_to_target",
 ]
-
-# A test metric counts as "solved" at these values (accuracy 100%, error < 0.5 px, IOU ≥ 0.99);
-# "time to target" is the training time of the first evaluation that got there.
-TARGETS: dict[str, float] = {"classification": 1.0, "regression": 0.5, "rendering": 0.99}
-_METRIC = {"classification": "accuracy", "regression": "error_px", "rendering": "iou"}
-_HIGHER = {"classification": True, "regression": False, "rendering": True}
 
 
 @dataclass(frozen=True)
@@ -59,25 +54,28 @@ class PaperClaim:
     holds: Callable[[float], bool]
 
 
-def _coordconv(parameters: str, time: str, task: str) -> PaperClaim:
-    if task == "classification":
-        return PaperClaim(parameters, "100%", "100%", time, "test accuracy 100%", lambda v: v >= 1.0)
-    if task == "regression":
-        return PaperClaim(
-            parameters,
-            "fits (Fig. 5)",
-            "generalises (Fig. 5)",
-            time,
-            "test error < 0.5 px (the paper's bar for conv on uniform)",
-            lambda v: v < 0.5,
-        )
-    return PaperClaim(parameters, "IOU ≈ 1", "IOU ≈ 1", time, "test IOU ≥ 0.99", lambda v: v >= 0.99)
-
+# What the paper claims for CoordConv on both splits: the task solved, so the check is whether
+# the test metric reached the task's target (tasks.py) and the criterion states that target.
+# Fields: parameters, train, test, time, criterion.
+_COORDCONV: dict[str, tuple[str, str, str, str, str]] = {
+    "classification": ("7,553", "100%", "100%", "10–20 s (GPU)", "test accuracy 100%"),
+    "regression": (
+        "≈ 900",
+        "fits (Fig. 5)",
+        "generalises (Fig. 5)",
+        "fast (no figure)",
+        "test error < 0.5 px (the paper's bar for conv on uniform)",
+    ),
+    "rendering": ("9,490", "IOU ≈ 1", "IOU ≈ 1", "≈ 1–2 min (GPU)", "test IOU ≥ 0.99"),
+}
 
 # Sources: section 4 and S1–S4 of the paper, Figures 4–6 and S2.
 PAPER: dict[tuple[str, str, str], PaperClaim] = {
-    ("classification", "uniform", "coordconv"): _coordconv("7,553", "10–20 s (GPU)", "classification"),
-    ("classification", "quadrant", "coordconv"): _coordconv("7,553", "10–20 s (GPU)", "classification"),
+    **{
+        (task, split, "coordconv"): PaperClaim(*texts, holds=TASKS[task].solved)
+        for task, texts in _COORDCONV.items()
+        for split in ("uniform", "quadrant")
+    },
     ("classification", "uniform", "conv"): PaperClaim(
         "50k–1.6M (86% model ≈ 200k)",
         "up to 100% (memorised)",
@@ -94,8 +92,6 @@ PAPER: dict[tuple[str, str, str], PaperClaim] = {
         "test accuracy below 5%",
         lambda v: v < 0.05,
     ),
-    ("regression", "uniform", "coordconv"): _coordconv("≈ 900", "fast (no figure)", "regression"),
-    ("regression", "quadrant", "coordconv"): _coordconv("≈ 900", "fast (no figure)", "regression"),
     ("regression", "uniform", "conv"): PaperClaim(
         "85k", "fits", "< 0.5 px", "—", "test error < 0.5 px", lambda v: v < 0.5
     ),
@@ -107,8 +103,6 @@ PAPER: dict[tuple[str, str, str], PaperClaim] = {
         "test error ≥ 1 px (fails to generalise)",
         lambda v: v >= 1.0,
     ),
-    ("rendering", "uniform", "coordconv"): _coordconv("9,490", "≈ 1–2 min (GPU)", "rendering"),
-    ("rendering", "quadrant", "coordconv"): _coordconv("9,490", "≈ 1–2 min (GPU)", "rendering"),
     ("rendering", "uniform", "conv"): PaperClaim(
         "183k–1.6M",
         "—",
@@ -122,30 +116,24 @@ PAPER: dict[tuple[str, str, str], PaperClaim] = {
     ),
 }
 
-_ORDER = [
-    (t, s, m)
-    for t in ("classification", "regression", "rendering")
-    for s in ("uniform", "quadrant")
-    for m in ("conv", "coordconv")
-]
+
+def _order() -> list[tuple[str, str, str]]:
+    """The table's cells, task by task (in :data:`TASKS` order), then split, then arm."""
+    return [(t, s, m) for t in TASKS for s in ("uniform", "quadrant") for m in MODELS]
 
 
 def format_metric(task: str, scores: dict[str, float]) -> str:
     """The task's main metric as table text: ``99.86%``, ``0.31 px``, ``IOU 0.998``."""
-    value = scores[_METRIC[task]]
-    if task == "classification":
-        return f"{100 * value:.2f}%"
-    if task == "regression":
-        return f"{value:.2f} px"
-    return f"IOU {value:.3f}"
+    toy = TASKS[task]
+    return toy.format_value(scores[toy.metric.name])
 
 
 def time_to_target(task: str, history: Sequence[dict[str, float]]) -> float | None:
-    """Training seconds at the first evaluation whose test metric reached :data:`TARGETS`."""
-    key = f"test_{_METRIC[task]}"
+    """Training seconds at the first evaluation whose test metric reached the task's target."""
+    toy = TASKS[task]
+    key = f"test_{toy.metric.name}"
     for point in history:
-        value = point[key]
-        if (value >= TARGETS[task]) if _HIGHER[task] else (value < TARGETS[task]):
+        if toy.solved(point[key]):
             return point["train_seconds"]
     return None
 
@@ -200,6 +188,9 @@ def render_readme(
     :return: the markdown text
     """
     by_key = {(c["task"], c["split"], c["model"]): c for c in cells}
+    order = _order()
+    metrics = "; ".join(f"{task.name} = {task.metric.description}" for task in TASKS.values())
+    targets = ", ".join(task.target_text for task in TASKS.values())
     lines = [
         "# Toy tasks: conv vs CoordConv (Liu et al., 2018, section 4)",
         "",
@@ -213,19 +204,17 @@ def render_readme(
     if machine:
         lines += [f"Ran on: {machine}.", ""]
     lines += [
-        "Metrics: classification = test/train accuracy (argmax pixel = centre); regression = mean "
-        "Euclidean error in pixels; rendering = mean IOU of (sigmoid > 0.5) with the true square. "
-        "Our time is optimisation time on this machine (evaluation excluded) for the run's whole "
-        "budget, and when the test metric reached the target (100% accuracy, error < 0.5 px, "
-        "IOU ≥ 0.99), the training time at the first evaluation that showed it. The paper's times "
-        "are on a GPU. Each claim is checked by the stated criterion on our final test metric.",
+        f"Metrics: {metrics}. Our time is optimisation time on this machine (evaluation excluded) "
+        f"for the run's whole budget, and when the test metric reached the target ({targets}), the "
+        "training time at the first evaluation that showed it. The paper's times are on a GPU. "
+        "Each claim is checked by the stated criterion on our final test metric.",
         "",
         "| task | split | model | parameters: paper | ours | train: paper | ours | test: paper | ours "
         "| time: paper | ours | claim checked | holds? |",
         "|---|---|---|---|---:|---|---:|---|---:|---|---|---|---|",
     ]
     verdicts = {"yes": 0, "no": 0}
-    for key in _ORDER:
+    for key in order:
         task, split, model = key
         claim = PAPER[key]
         cell = by_key.get(key)
@@ -240,7 +229,7 @@ def render_readme(
                 format_metric(task, best["test"]),
                 _our_time(cell),
             )
-            held = claim.holds(best["test"][_METRIC[task]])
+            held = claim.holds(best["test"][TASKS[task].metric.name])
             verdict = "yes" if held else "**no**"
             verdicts["yes" if held else "no"] += 1
         lines.append(
@@ -249,7 +238,8 @@ def render_readme(
         )
     lines += [
         "",
-        f"Claims that hold: {verdicts['yes']}; that do not: {verdicts['no']}; not run: {12 - sum(verdicts.values())}.",
+        f"Claims that hold: {verdicts['yes']}; that do not: {verdicts['no']}; "
+        f"not run: {len(order) - sum(verdicts.values())}.",
         "",
     ]
 
@@ -264,7 +254,7 @@ def render_readme(
         "|---|---|---|---|---|---:|---|",
     ]
     total_runs, total_wall = 0, 0.0
-    for key in _ORDER:
+    for key in order:
         cell = by_key.get(key)
         if cell is None:
             continue
@@ -324,25 +314,24 @@ def _differences(cells: Sequence[dict[str, Any]]) -> list[str]:
     ]
 
 
-def _ground_truths(split: str) -> dict[tuple[str, str], Any]:
-    """Summed one-hot maps and images over a split's train and test sets, as numpy arrays."""
+def _ground_truths(split: str, tasks: Iterable[str]) -> dict[tuple[str, str], Any]:
+    """Each task's truth maps (:meth:`.ToyTask.truth_map`) summed over a split's train and test sets, as numpy."""
     from rl_coordconv.toy_tasks.data import make_split, not_so_clevr
 
     data, parts = not_so_clevr(), make_split(split)
-    sums = {}
-    for subset in ("train", "test"):
-        index = getattr(parts, subset)
-        sums[("onehots", subset)] = data.onehots[index].sum(dim=(0, 1)).numpy()
-        sums[("images", subset)] = data.images[index].sum(dim=(0, 1)).numpy()
-    return sums
+    return {
+        (task, subset): TASKS[task].truth_map(data)[getattr(parts, subset)].sum(dim=(0, 1)).numpy()
+        for task in tasks
+        for subset in ("train", "test")
+    }
 
 
 def plot_maps(cells: Sequence[dict[str, Any]], split: str, path: Path) -> bool:
     """The paper's Figure 5 for one split: summed maps over the train and test sets.
 
     Rows: each task's train and test set; columns: ground truth, conv, CoordConv. Each map is
-    scaled to its own maximum, as in the paper. Classification shows summed softmax
-    probabilities, regression a histogram of predicted centres, rendering summed sigmoid maps.
+    scaled to its own maximum, as in the paper. Predictions are summed as each task sums them
+    (:meth:`.ToyTask.add_to_map`: softmax or sigmoid probabilities, a histogram of centres).
 
     :return: whether anything was drawn (no cells for the split: no file)
     """
@@ -353,13 +342,13 @@ def plot_maps(cells: Sequence[dict[str, Any]], split: str, path: Path) -> bool:
     import numpy as np
 
     by_key = {(c["task"], c["split"], c["model"]): c for c in cells if c["split"] == split}
-    tasks = [t for t in ("classification", "regression", "rendering") if any(k[0] == t for k in by_key)]
+    tasks = [t for t in TASKS if any(k[0] == t for k in by_key)]
     if not tasks:
         return False
-    truths = _ground_truths(split)
+    truths = _ground_truths(split, tasks)
     fig, axes = plt.subplots(2 * len(tasks), 3, figsize=(7.5, 5.0 * len(tasks)), squeeze=False)
     for row, (task, subset) in enumerate((t, s) for t in tasks for s in ("train", "test")):
-        panels = [("ground truth", truths[("images" if task == "rendering" else "onehots", subset)])]
+        panels = [("ground truth", truths[(task, subset)])]
         for model, label in (("conv", "conv"), ("coordconv", "CoordConv")):
             cell = by_key.get((task, split, model))
             if cell is None:
@@ -401,8 +390,7 @@ def plot_curves(cells: Sequence[dict[str, Any]], task: str, path: Path) -> bool:
     task_cells = [c for c in cells if c["task"] == task]
     if not task_cells:
         return False
-    metric = _METRIC[task]
-    label = {"accuracy": "accuracy", "error_px": "mean error (px)", "iou": "IOU"}[metric]
+    metric, label = TASKS[task].metric.name, TASKS[task].metric.label
     colours = {"conv": "tab:blue", "coordconv": "tab:orange"}
     splits = [s for s in ("uniform", "quadrant") if any(c["split"] == s for c in task_cells)]
     fig, axes = plt.subplots(len(splits), 2, figsize=(10, 3.8 * len(splits)), squeeze=False)
@@ -435,7 +423,7 @@ def plot_curves(cells: Sequence[dict[str, Any]], task: str, path: Path) -> bool:
         curve.set_ylabel(f"test {label}")
         curve.set_title(f"{task}, {split} split: test {label} vs training time", fontsize=9)
         curve.legend(fontsize=7)
-        if metric == "error_px":
+        if TASKS[task].metric.log_axis:
             scatter.set_yscale("log")
             curve.set_yscale("log")
     fig.tight_layout()

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from rl_coordconv.runs import atomic_write_text
-from rl_coordconv.toy_tasks.data import NotSoClevr, Split, make_split, not_so_clevr
-from rl_coordconv.toy_tasks.models import MODELS, TASKS
+from rl_coordconv.toy_tasks.data import SPLITS, NotSoClevr, Split, make_split, not_so_clevr
 from rl_coordconv.toy_tasks.report import plot_curves, plot_maps, render_readme
-from rl_coordconv.toy_tasks.train import METRICS, ToyConfig, ToyResult, resolve_config, train_toy
+from rl_coordconv.toy_tasks.tasks import MODELS, TASKS
+from rl_coordconv.toy_tasks.train import ToyConfig, ToyResult, resolve_config, train_toy
 
 __all__ = [
     "SWEEPS",
@@ -36,13 +36,13 @@ __all__ = [
 ]
 
 # Settings of each cell's runs, the same on both splits; keys are ToyConfig fields, unset ones
-# take train.DEFAULTS. CoordConv: the paper's setting (regression: also the released code's lr
-# 1e-2, which the default 1e-3 replaces). Conv: a few points of the paper's grid (S1–S3,
-# toy-tasks.md), picked where the paper found its best baselines, for 30 epochs (regression: 60)
+# take the task's defaults for the arm (tasks.py). A (task, arm) not listed runs those defaults
+# once: for CoordConv, the paper's setting (regression: also the released code's lr 1e-2, which
+# the default 1e-3 replaces). Conv: a few points of the paper's grid (S1–S3 and the released
+# code's), picked where the paper found its best baselines, for 30 epochs (regression: 60)
 # instead of the paper's 1,000 (regression: 100), sized from step times measured on the reference
 # machine (2 shared cores) to about an hour in all; the README reports the measured times.
 SWEEPS: dict[tuple[str, str], list[dict[str, Any]]] = {
-    ("classification", "coordconv"): [{}],
     ("classification", "conv"): [
         {"fs": 2, "mul": 1},
         {"fs": 4, "mul": 1},
@@ -53,7 +53,6 @@ SWEEPS: dict[tuple[str, str], list[dict[str, Any]]] = {
         {"arch": "pooled", "lr": 1e-3, "l2": 1e-5, "epochs": 60},  # S3: best on the uniform split
         {"arch": "strided", "lr": 5e-4, "l2": 5e-4, "epochs": 60},  # S3: best on the quadrant split
     ],
-    ("rendering", "coordconv"): [{}],
     ("rendering", "conv"): [{"fs": 4, "mul": 2}],
 }
 
@@ -86,10 +85,10 @@ def parse_cell(text: str) -> tuple[str, str, str]:
     :raises ValueError: not three known parts
     """
     parts = text.split("/")
-    if len(parts) != 3 or parts[0] not in TASKS or parts[1] not in ("uniform", "quadrant") or parts[2] not in MODELS:
+    if len(parts) != 3 or parts[0] not in TASKS or parts[1] not in SPLITS or parts[2] not in MODELS:
         raise ValueError(
             f"unknown cell {text!r}; use TASK/SPLIT/MODEL with TASK in {', '.join(TASKS)}, "
-            f"SPLIT in uniform, quadrant and MODEL in {', '.join(MODELS)}"
+            f"SPLIT in {', '.join(SPLITS)} and MODEL in {', '.join(MODELS)}"
         )
     return parts[0], parts[1], parts[2]
 
@@ -104,7 +103,7 @@ def cell_specs(
     wanted = None if only is None else {parse_cell(text) for text in only}
     specs = []
     for task in TASKS:
-        for split in ("uniform", "quadrant"):
+        for split in SPLITS:
             for model in MODELS:
                 if wanted is not None and (task, split, model) not in wanted:
                     continue
@@ -112,7 +111,7 @@ def cell_specs(
                     resolve_config(
                         ToyConfig(task, split, model, device=device, log_dir=log_dir, progress=progress, **overrides)
                     )
-                    for overrides in SWEEPS[(task, model)]
+                    for overrides in SWEEPS.get((task, model), [{}])  # not listed: the defaults, once
                 )
                 specs.append(CellSpec(task, split, model, configs))
     return specs
@@ -152,13 +151,13 @@ def machine_description() -> str:
 
 
 def _select(task: str, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    metric, higher = METRICS[task]
-    key = (lambda run: -run["test"][metric]) if higher else (lambda run: run["test"][metric])
-    return min(runs, key=key)  # first of equals: sweep order breaks ties
+    metric = TASKS[task].metric
+    sign = -1 if metric.higher_is_better else 1
+    return min(runs, key=lambda run: sign * run["test"][metric.name])  # first of equals: sweep order breaks ties
 
 
 def _cell(spec: CellSpec, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    metric = METRICS[spec.task][0]
+    metric = TASKS[spec.task].metric.name
     selection = (
         "the paper's setting (1 run)" if len(runs) == 1 else f"best test {metric.replace('_', ' ')} of {len(runs)} runs"
     )
@@ -187,7 +186,7 @@ def write_report(out_dir: Path, cells: Sequence[dict[str, Any]], command: str) -
     """README.md and PNG figures in ``out_dir`` from the given cells; returns the README path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figures: dict[str, str] = {}
-    for split in ("uniform", "quadrant"):
+    for split in SPLITS:
         name = f"maps_{split}.png"
         if plot_maps(cells, split, out_dir / name):
             figures[f"Summed predictions, {split} split (cf. Figure 5)"] = name
@@ -246,7 +245,7 @@ def reproduce(
             result = asdict(runner(config, data, split))
             result["machine"] = machine
             atomic_write_text(_cache_path(cache, config), json.dumps(result))
-            metric = METRICS[spec.task][0]
+            metric = TASKS[spec.task].metric.name
             echo(
                 f"{spec.name}: {config.tag()}: test {metric} {result['test'][metric]:.4f}, "
                 f"train {metric} {result['train'][metric]:.4f}, {result['train_seconds']:.0f} s"
