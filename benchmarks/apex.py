@@ -34,8 +34,8 @@ import torch
 
 from rl_coordconv.agents.apex import ApexConfig, ApexLearner, Chunk, PrioritizedReplay, SampledBatch, make_apex_model
 from rl_coordconv.agents.apex.actor import ActorOutput, ActorSpec, ApexActor
-from rl_coordconv.agents.apex.learner import apex_policy_kwargs
-from rl_coordconv.agents.apex.runner import ActorFailure, ActorPool, LocalActorPool, RayActorPool, atari_spaces
+from rl_coordconv.agents.apex.networks import apex_policy_kwargs, game_spaces
+from rl_coordconv.agents.apex.pools import ActorFailure, ActorPool, LocalActorPool, RayActorPool
 from rl_coordconv.runtime import connect_ray, tune_malloc
 
 GAME = "Pong"
@@ -115,7 +115,7 @@ def bench_learner(steps: int) -> None:
     print("\n### Learner updates (synthetic batches, no actors running)\n")
     print(f"torch threads: {torch.get_num_threads()}\n")
     print("| arm | batch | updates/s | ms/update (wall) | CPU ms/update |\n|---|---:|---:|---:|---:|")
-    observation_space, action_space = atari_spaces(GAME)
+    observation_space, action_space = game_spaces(GAME)
     rng = np.random.default_rng(0)
     for coordconv in (False, True):
         for batch_size in (32, 512):
@@ -149,7 +149,7 @@ def actor_throughput(pool: ActorPool, actors: int, seconds: float, n_envs: int) 
     """Agent steps/s delivered by ``actors`` actors over ``seconds`` after their first output, start-up
     seconds, and bytes of replay data per agent step."""
     config = ApexConfig(actors=actors, batch_size=32, replay_capacity=100_000, learning_starts=32)
-    observation_space, action_space = atari_spaces(GAME)
+    observation_space, action_space = game_spaces(GAME)
     policy_kwargs = apex_policy_kwargs(config, coordconv=True)
     learner = ApexLearner(make_apex_model(observation_space, action_space, config, policy_kwargs, 0), config)
     pool.publish(learner)
@@ -221,7 +221,7 @@ def bench_ray(counts: list[int], seconds: float, n_envs: int, address: str) -> N
         rate, startup, per_step = actor_throughput(RayActorPool(ray), actors, seconds, n_envs)
         print(f"| {actors} | {rate:,.0f} | {4 * rate:,.0f} | {startup:.1f} |", flush=True)
     ray.shutdown()
-    observation_space, action_space = atari_spaces(GAME)
+    observation_space, action_space = game_spaces(GAME)
     config = ApexConfig(batch_size=32, replay_capacity=64, learning_starts=32)
     model = make_apex_model(observation_space, action_space, config, apex_policy_kwargs(config, coordconv=True), 0)
     parameters = 4 * sum(p.numel() for p in model.policy.q_net.parameters()) / 2**20

@@ -57,8 +57,9 @@ def run_reference(steps: int, seed: int) -> float:
 
 
 def run_ours(variant: str, steps: int, seed: int) -> float:
+    from rl_coordconv.experiment import TrainConfig
+    from rl_coordconv.lifecycle import train
     from rl_coordconv.runs import RunDir
-    from rl_coordconv.train import TrainConfig, train
 
     with tempfile.TemporaryDirectory() as log_dir:
         config = TrainConfig(

@@ -11,45 +11,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from stable_baselines3.common.base_class import BaseAlgorithm
 
-from rl_coordconv.agents import load_model
+from rl_coordconv.agents import load_run_model
 from rl_coordconv.cli import HelpFormatter
 from rl_coordconv.envs import make_atari_vec_env
-from rl_coordconv.runs import RunDir, RunStateError
-from rl_coordconv.runtime import resolve_device
+from rl_coordconv.runs import RunStateError
 
-__all__ = ["load_run_model", "main", "play"]
-
-
-def load_run_model(
-    run_dir: Path, checkpoint: Path | None = None, device: str = "auto"
-) -> tuple[dict[str, Any], BaseAlgorithm]:
-    """A run's config and its final model (or ``checkpoint``; the latest checkpoint of an unfinished run).
-
-    :raises RunStateError: not a run directory, no model to load, or a model that will not load
-    """
-    run = RunDir(run_dir)
-    if not run.exists():
-        raise RunStateError(f"{run_dir} is not a run directory (no config.yaml)")
-    config = run.read_config()
-    model_path = checkpoint or run.final_model_path
-    if checkpoint is None and not model_path.exists():
-        try:
-            model_path = run.latest_checkpoint().model
-        except RunStateError as error:
-            raise RunStateError(f"{run_dir} has no final model and no checkpoint to play") from error
-    if not model_path.exists():
-        raise RunStateError(f"no model at {model_path}")
-    torch_device = resolve_device(device)
-    try:
-        model = load_model(config["algo"], model_path, device=str(torch_device))
-    except Exception as error:  # SB3 raises many kinds on a damaged zip
-        raise RunStateError(f"cannot load {model_path}: {error}") from error
-    return config, model
+__all__ = ["main", "play"]
 
 
 def play(

@@ -10,7 +10,6 @@ inside :meth:`AtariCNN.forward`, after that, in ``[-1, 1]``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -20,31 +19,14 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from rl_coordconv.layers import CoordConv2d, _sum_over_batch, coord_weight_ratio
+from rl_coordconv.backward import accumulate_grad, conv2d_backward, conv_output_shape
+from rl_coordconv.experiment import CoordLayers, resolve_coord_layers
+from rl_coordconv.layers import CoordConv2d, coord_weight_ratio
 
-__all__ = ["ALGOS_WITH_EXTRACTOR", "AtariCNN", "atari_policy_kwargs", "resolve_coord_layers"]
+__all__ = ["ALGOS_WITH_EXTRACTOR", "AtariCNN", "atari_policy_kwargs"]
 
 # (out_channels, kernel, stride) of the Nature CNN's three convolutions.
 _NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
-
-CoordLayers = str | Sequence[int]
-
-
-def resolve_coord_layers(coord_layers: CoordLayers) -> tuple[int, ...]:
-    """Turn ``"first"``, ``"all"`` or a list of conv indices (0, 1, 2) into a sorted tuple.
-
-    :param coord_layers: which convolutions get coordinate channels
-    :return: the conv indices
-    """
-    if isinstance(coord_layers, str):
-        named = {"first": (0,), "all": (0, 1, 2)}
-        if coord_layers not in named:
-            raise ValueError(f"coord_layers must be 'first', 'all' or conv indices in 0..2, got {coord_layers!r}")
-        return named[coord_layers]
-    layers = tuple(sorted({int(i) for i in coord_layers}))
-    if not layers or any(i not in (0, 1, 2) for i in layers):
-        raise ValueError(f"coord_layers must be 'first', 'all' or conv indices in 0..2, got {list(coord_layers)!r}")
-    return layers
 
 
 class AtariCNN(BaseFeaturesExtractor):
@@ -139,13 +121,13 @@ class AtariCNN(BaseFeaturesExtractor):
         linear: nn.Linear = self.linear[0]  # type: ignore[assignment]
         g = torch.ops.aten.threshold_backward(grad, features, 0)
         assert linear.bias is not None
-        _accumulate(linear.weight, g.t() @ a3_flat)
-        _accumulate(linear.bias, g.sum(0))
+        accumulate_grad(linear.weight, g.t() @ a3_flat)
+        accumulate_grad(linear.bias, g.sum(0))
         g = torch.ops.aten.threshold_backward(g @ linear.weight, a3_flat, 0)
-        g = g.view(-1, *conv3_output_shape(conv3, a2)).contiguous(memory_format=torch.channels_last)
-        g = torch.ops.aten.threshold_backward(_conv_backward(conv3, a2, g), a2, 0)
-        g = torch.ops.aten.threshold_backward(_conv_backward(conv2, a1, g), a1, 0)
-        _conv_backward(conv1, x, g, input_grad=False)
+        g = g.view(-1, *conv_output_shape(conv3, a2)).contiguous(memory_format=torch.channels_last)
+        g = torch.ops.aten.threshold_backward(conv2d_backward(conv3, a2, g), a2, 0)
+        g = torch.ops.aten.threshold_backward(conv2d_backward(conv2, a1, g), a1, 0)
+        conv2d_backward(conv1, x, g, input_grad=False)
 
     def first_coord_layer(self) -> CoordConv2d | None:
         """The first :class:`CoordConv2d` of the trunk, or ``None`` in the conv arm."""
@@ -155,55 +137,6 @@ class AtariCNN(BaseFeaturesExtractor):
         """‖W_coord‖/‖W_image‖ of the first CoordConv layer (see :func:`coord_weight_ratio`), or None."""
         layer = self.first_coord_layer()
         return None if layer is None else coord_weight_ratio(layer)
-
-
-def conv3_output_shape(conv: nn.Conv2d, x: torch.Tensor) -> tuple[int, int, int]:
-    """(channels, height, width) of ``conv(x)`` (no padding, as in the Nature CNN)."""
-    height = (x.shape[-2] - conv.dilation[0] * (conv.kernel_size[0] - 1) - 1) // conv.stride[0] + 1
-    width = (x.shape[-1] - conv.dilation[1] * (conv.kernel_size[1] - 1) - 1) // conv.stride[1] + 1
-    return conv.out_channels, height, width
-
-
-def _accumulate(param: torch.Tensor, grad: torch.Tensor) -> None:
-    if param.grad is None:
-        param.grad = grad.contiguous()
-    else:
-        param.grad.add_(grad)
-
-
-def _conv_backward(conv: nn.Conv2d, x: torch.Tensor, grad: torch.Tensor, input_grad: bool = True) -> torch.Tensor:
-    """Accumulate a convolution's parameter gradients for ``grad`` at its output; return its input gradient."""
-    if isinstance(conv.padding, str) or conv.padding != (0, 0) or conv.groups != 1:
-        raise NotImplementedError("backward_cached supports the Nature CNN's unpadded convolutions only")
-    coord = isinstance(conv, CoordConv2d)
-    weight = conv.image_weight if coord else conv.weight
-    has_bias = conv.bias is not None and not coord
-    grad_input, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-        grad,
-        x,
-        weight,
-        [conv.out_channels] if has_bias else None,
-        list(conv.stride),
-        [0, 0],
-        list(conv.dilation),
-        False,
-        [0, 0],
-        1,
-        [input_grad, True, has_bias],
-    )
-    if coord:
-        assert isinstance(conv, CoordConv2d)
-        # the coordinate term is conv(coords, W_coord) + bias at batch size 1, broadcast over the batch
-        summed = _sum_over_batch(grad).reshape(conv.out_channels, -1)
-        grad_coord = (summed @ conv._coord_patches(x).t()).view_as(conv.coord_weight)
-        grad_weight = torch.cat([grad_weight, grad_coord], dim=1)
-        if conv.bias is not None:
-            _accumulate(conv.bias, summed.sum(1))
-    elif grad_bias is not None:
-        assert conv.bias is not None
-        _accumulate(conv.bias, grad_bias)
-    _accumulate(conv.weight, grad_weight)
-    return grad_input
 
 
 ALGOS_WITH_EXTRACTOR = ("a2c", "ppo", "dqn", "qrdqn")

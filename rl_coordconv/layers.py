@@ -288,6 +288,18 @@ class CoordConv2d(nn.Conv2d):
         height, width = self._out_size[(x.shape[-2], x.shape[-1], x.device, x.dtype)]
         return term.view(1, self.out_channels, height, width)
 
+    def coord_term_grads(self, x: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The gradients of the coordinate weights and the bias for ``grad`` at the output of ``self(x)``.
+
+        What autograd computes for the batch-size-1 term ``conv(coords, W_coord) + bias``, for a
+        caller that replays the backward pass itself (:func:`rl_coordconv.backward.conv2d_backward`).
+
+        :return: ``(grad of coord_weight, grad of bias or None)``
+        """
+        summed = _sum_over_batch(grad).reshape(self.out_channels, -1)
+        grad_coord = (summed @ self._coord_patches(x).t()).view_as(self.coord_weight)
+        return grad_coord, None if self.bias is None else summed.sum(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_image_batch(x, "CoordConv2d")
         if x.shape[1] != self.image_channels:

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from rl_coordconv.runs import SCALARS_FILE, RunDir, RunStateError, read_episodes, write_scalars
+from rl_coordconv.logs import SCALARS_FILE, read_episodes, write_scalars
+from rl_coordconv.runs import RunDir, RunStateError
 
 __all__ = ["SMALL_ARTEFACTS", "Run", "binned_curve", "check_consistent", "export_runs", "load_runs"]
 

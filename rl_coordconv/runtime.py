@@ -56,20 +56,21 @@ def resolve_device(device: str) -> torch.device:
         raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from error
 
 
-def connect_ray(address: str | None) -> ModuleType:
+def connect_ray(address: str | None, option: str = "--runs-on ray") -> ModuleType:
     """Import Ray (an optional extra) and join the cluster at ``address``.
 
     :param address: None (Ray's own default: the cluster in ``RAY_ADDRESS`` or the one ``ray start``
         last started on this machine, else a new Ray instance here), ``auto`` (the same, but
         an error when there is no cluster), ``local`` (always a new instance here),
         ``host:port`` or ``ray://host:10001``; ignored when this process is connected already
+    :param option: the command-line option that asked for Ray, for the error without it
     :return: the ``ray`` module, connected
     :raises ValueError: Ray is not installed, or the cluster cannot be reached (one line)
     """
     try:
         import ray
     except ImportError as error:
-        raise ValueError("--backend ray needs the ray extra: pip install 'rl-coordconv[ray]'") from error
+        raise ValueError(f"{option} needs the ray extra: pip install 'rl-coordconv[ray]'") from error
     try:
         if address in (None, "local"):
             # Ray starts its workers at nice 15, so on one machine a busy driver (Ape-X's learner)

@@ -1,18 +1,20 @@
 """Run a grid of games × arms × seeds: ``python -m rl_coordconv.sweep``.
 
     python -m rl_coordconv.sweep --algo a2c --games atari9 --arms conv coordconv --seeds 0 1 2 --timesteps 2M
-    python -m rl_coordconv.sweep ... --backend ray --ray-address auto     # each run a task on a Ray cluster
+    python -m rl_coordconv.sweep ... --runs-on ray --ray-address auto     # each run a task on a Ray cluster
 
 Every cell is an ordinary ``train`` run in its usual directory. The sweep skips finished runs,
 resumes interrupted ones from their checkpoints and restarts those that died before their first
 one, so it can be stopped (Ctrl-C, a reboot, a lost node) and started again at any time without
 losing work. It refuses to mix in an existing run made with other settings.
 
-The ``local`` backend runs up to ``--workers`` trainings at once as child processes (default: one
-per two cores, which is what one A2C run uses); ``ray`` submits each run as a Ray task to a
-cluster (``--ray-address``; by default the running one Ray finds, else one started here), with a
-GPU per run when the cluster has GPUs. The run directories must then be on storage every node
-sees. Ray is an optional extra (``pip install 'rl-coordconv[ray]'``).
+``--runs-on local`` runs up to ``--workers`` trainings at once as child processes (default: one
+per two cores, which is what one A2C run uses); ``--runs-on ray`` submits each run as a Ray task
+to a cluster (``--ray-address``; by default the running one Ray finds, else one started here),
+with a GPU per run when the cluster has GPUs. The run directories must then be on storage every
+node sees. Ray is an optional extra (``pip install 'rl-coordconv[ray]'``). Ape-X runs take
+``--actors`` and ``--actors-on`` as ``train`` does; with ``--actors-on ray`` and local runs, their
+actors join the cluster at ``--ray-address``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -28,21 +31,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rl_coordconv.agents import algo_spec, parse_overrides
-from rl_coordconv.cli import HelpFormatter
+from rl_coordconv.agents import algo_spec
+from rl_coordconv.cli import HelpFormatter, actor_overrides, add_run_options, exit_code, renamed_option
 from rl_coordconv.envs import resolve_games
+from rl_coordconv.experiment import TrainConfig, arm_name, identity_mismatch
+from rl_coordconv.lifecycle import protocol_mismatch, resolve_config
 from rl_coordconv.runs import RunDir, RunStateError
 from rl_coordconv.runtime import connect_ray, resolve_device
-from rl_coordconv.train import (
-    TrainConfig,
-    add_run_options,
-    arm_name,
-    parse_steps,
-    protocol_mismatch,
-    resolve_config,
-)
+from rl_coordconv.steps import parse_steps
 
-__all__ = ["ARMS", "Cell", "launch", "main", "plan", "run_local", "run_ray"]
+__all__ = ["ARMS", "RUN_PLACEMENTS", "Cell", "launch", "main", "plan", "run_local", "run_ray"]
+
+RUN_PLACEMENTS = ("local", "ray")
 
 # arm name → (coordconv, with_r, coord_layers)
 ARMS: dict[str, tuple[bool, bool, str]] = {
@@ -103,6 +103,8 @@ def launch(config: TrainConfig, overrides: dict[str, Any]) -> list[str] | None:
     args += ["--n-envs", str(c.n_envs), "--env-backend", c.env_backend, "--device", c.device]
     args += ["--log-dir", c.log_dir, "--checkpoint-every", str(c.checkpoint_every), "--no-progress"]
     args += ["--coordconv"] * coordconv + ["--with-r"] * with_r + ["--coord-layers", layers]
+    if c.actors_on != "local":
+        args += ["--actors-on", c.actors_on] + (["--ray-address", c.ray_address] if c.ray_address else [])
     for key, value in overrides.items():
         args += ["--set", f"{key}={value}"]
     return [*args, "--resume"] if action == "resume" else args
@@ -136,16 +138,9 @@ def _decide(config: TrainConfig) -> str:
     if run.in_use():
         return "busy"
     stored = run.read_config()
-    if (mismatch := protocol_mismatch(stored)) is not None:
-        raise ValueError(f"{run.path} {mismatch}; use another --log-dir or delete that run")
-    mine, theirs = config.identity(), {key: stored.get(key) for key in config.identity()}
-    differing = [key for key in mine if mine[key] != theirs[key]]
-    if differing:
-        key = differing[0]
-        raise ValueError(
-            f"{run.path} was made with {key}={theirs[key]!r}, this sweep asks for {mine[key]!r}; "
-            "use another --log-dir or delete that run"
-        )
+    mismatch = protocol_mismatch(stored) or identity_mismatch(stored, config)
+    if mismatch is not None:
+        raise ValueError(f"the run in {run.path} {mismatch}; use another --log-dir or delete that run")
     if status == "finished":
         return "skip"
     try:
@@ -205,10 +200,7 @@ def run_local(cells: list[Cell], workers: int, live: bool | None = None) -> int:
                 if args is None:
                     cell.status = "skipped"
                     continue
-                cell.run.path.mkdir(parents=True, exist_ok=True)
-                with (cell.run.path / "train.log").open("a") as log:
-                    command = [sys.executable, "-m", "rl_coordconv.train", *args]
-                    cell.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+                cell.process = _start_train(cell.run, args)
                 cell.started, cell.status = time.monotonic(), "running"
                 running.append(cell)
             time.sleep(1.0)
@@ -239,11 +231,25 @@ def run_local(cells: list[Cell], workers: int, live: bool | None = None) -> int:
     return _summary(cells, logs=True)
 
 
+def _start_train(run: RunDir, args: list[str]) -> subprocess.Popen[bytes]:
+    """``python -m rl_coordconv.train ARGS`` as a child process, its output appended to the run's train.log."""
+    run.path.mkdir(parents=True, exist_ok=True)
+    with (run.path / "train.log").open("a") as log:
+        command = [sys.executable, "-m", "rl_coordconv.train", *args]
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
 def _ray_task(config: TrainConfig, overrides: dict[str, Any]) -> int:
-    from rl_coordconv import train
+    """One run in a Ray worker, in its process (so cancelling the task stops the run)."""
+    from rl_coordconv.lifecycle import train
+    from rl_coordconv.runtime import tune_malloc
 
     args = launch(config, overrides)
-    return 0 if args is None else train.main(args)
+    if args is None:
+        return 0
+    tune_malloc()
+    command = shlex.join(["python", "-m", "rl_coordconv.train", *args])
+    return exit_code(lambda: train(config, resume="--resume" in args, command=command))
 
 
 def run_ray(cells: list[Cell], address: str | None, gpus_per_run: float | None = None) -> int:
@@ -300,26 +306,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=max(1, (os.cpu_count() or 2) // 2),
         help="local runs at once (default: one per two cores)",
     )
-    parser.add_argument("--backend", default="local", choices=["local", "ray"], help="local processes or Ray tasks")
+    parser.add_argument(
+        "--runs-on", default="local", help=f"where each run goes: {' or '.join(RUN_PLACEMENTS)} (a Ray task)"
+    )
     parser.add_argument(
         "--ray-address",
         default=None,
-        help="--backend ray's cluster: auto (a running one), local (start one here), host:port, ray://…; "
-        "default: the running cluster Ray finds, else start one here",
+        help="the Ray cluster of --runs-on ray (and of --actors-on ray): auto (a running one), local (start one "
+        "here), host:port, ray://…; default: the running cluster Ray finds, else start one here",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(renamed_option(sys.argv[1:] if argv is None else argv, "--backend", "--runs-on"))
     try:
+        if args.runs_on not in RUN_PLACEMENTS:
+            raise ValueError(f"unknown --runs-on {args.runs_on!r}; choose from {', '.join(RUN_PLACEMENTS)}")
         if args.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
         if args.n_envs is not None and args.n_envs < 1:
             raise ValueError(f"--n-envs must be at least 1, got {args.n_envs}")
         algo_spec(args.algo)
-        if args.backend == "local":  # a Ray cluster's workers may have the GPU this driver lacks
+        if args.runs_on == "local":  # a Ray cluster's workers may have the GPU this driver lacks
             resolve_device(args.device)
         base = TrainConfig(
             algo=args.algo,
@@ -328,8 +338,11 @@ def main(argv: list[str] | None = None) -> int:
             env_backend=args.env_backend,
             device=args.device,
             log_dir=str(Path(args.log_dir)),
-            hyperparams=parse_overrides(args.overrides),
+            hyperparams=actor_overrides(args),
             checkpoint_every=parse_steps(args.checkpoint_every),
+            actors_on=args.actors_on,
+            # a run on Ray starts its actors in the cluster it runs in
+            ray_address=args.ray_address if args.actors_on == "ray" and args.runs_on == "local" else None,
         )
         cells = plan(base, resolve_games(args.games), args.arms, sorted(set(args.seeds)))
         todo = {
@@ -344,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             for cell in cells:
                 print(f"  {cell.action:8} {cell.run.path}")
             return 0
-        if args.backend == "ray":
+        if args.runs_on == "ray":
             return run_ray(cells, args.ray_address)
         return run_local(cells, args.workers)
     except (ValueError, RunStateError) as error:

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from stable_baselines3 import DQN
 
-from rl_coordconv.enjoy import load_run_model
+from rl_coordconv.agents import load_run_model
 from rl_coordconv.envs import make_atari_vec_env
 from rl_coordconv.envs.atari import action_meanings
 from rl_coordconv.runs import RunDir, RunStateError
-from rl_coordconv.train import parse_steps
+from rl_coordconv.steps import parse_steps
 
 VALUE_BASED = ("apex", "dqn")
 

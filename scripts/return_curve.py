@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rl_coordconv.runs import EPISODE_COLUMNS, read_episodes
-from rl_coordconv.train import parse_steps
+from rl_coordconv.logs import EPISODE_COLUMNS, read_episodes
+from rl_coordconv.steps import parse_steps
 
 
 def read_games(path: Path) -> tuple[str, np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rl_coordconv.train import parse_steps
+from rl_coordconv.steps import parse_steps
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,8 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from rl_coordconv.runs import read_scalars
-from rl_coordconv.train import parse_steps
+from rl_coordconv.logs import read_scalars
+from rl_coordconv.steps import parse_steps
 
 
 def scalars_of(run_dir: Path, tags: list[str] | None) -> dict[str, list[tuple[int, float]]]:

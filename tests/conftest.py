@@ -1,13 +1,34 @@
-"""Shared test settings: small thread counts so tests behave the same on every machine."""
+"""Shared test settings and fixtures: small thread counts so tests behave the same on every machine,
+and the runs that several test files read."""
 
 from __future__ import annotations
 
-import os
+import contextlib
+import io
+from pathlib import Path
 
-# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning. On the shared 2-core
-# machine, spinning made the toy-task tests about 5× slower (170 s against 35 s for two tests).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import pytest
 
-import torch
+import rl_coordconv  # noqa: F401  sets OMP_WAIT_POLICY before PyTorch loads (see its __init__)
 
-torch.set_num_threads(2)
+
+def pytest_configure(config) -> None:
+    import torch
+
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def local_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One short CoordConv Ape-X run with 2 local actors, and what it printed: trained once, read
+    by tests/agents/apex and tests/test_scripts.py. Tests that change a run copy it first."""
+    from helpers import SMALL_APEX, one_torch_thread
+
+    from rl_coordconv import train
+
+    log_dir = tmp_path_factory.mktemp("apex")
+    args = [*SMALL_APEX, "--coordconv", "--actors", "2", "--timesteps", "2000", "--checkpoint-every", "1000"]
+    out = io.StringIO()
+    with one_torch_thread(), contextlib.redirect_stdout(out):
+        assert train.main([*args, "--log-dir", str(log_dir)]) == 0
+    return log_dir, out.getvalue()

@@ -11,7 +11,7 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.torch_layers import NatureCNN
 
-from rl_coordconv.extractors import AtariCNN, atari_policy_kwargs, resolve_coord_layers
+from rl_coordconv.extractors import AtariCNN, atari_policy_kwargs
 from rl_coordconv.layers import CoordConv2d
 
 ATARI_SPACE = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
@@ -40,15 +40,6 @@ def test_coordconv_arm_adds_only_the_coordinate_weights():
     first = AtariCNN(ATARI_SPACE, coordconv=True)
     assert isinstance(first.cnn[0], CoordConv2d) and not isinstance(first.cnn[2], CoordConv2d)
     assert first(torch.rand(2, 4, 84, 84)).shape == (2, 512)
-
-
-def test_coord_layers_are_validated():
-    assert resolve_coord_layers("all") == (0, 1, 2)
-    assert resolve_coord_layers([2, 0]) == (0, 2)
-    with pytest.raises(ValueError, match="'second'"):
-        resolve_coord_layers("second")
-    with pytest.raises(ValueError, match=r"\[3\]"):
-        resolve_coord_layers([3])
 
 
 @pytest.mark.parametrize(

@@ -1,25 +1,18 @@
-"""Run directories: RNG state round trip, torn episodes.csv lines, checkpoint pruning, scalars.csv."""
+"""Run directories: RNG state round trip, file modes, checkpoint pruning, a crafted checkpoint refused."""
 
 from __future__ import annotations
 
+import json
+import os
 import random
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
+from helpers import SMALL_A2C, run_dir
 
-from rl_coordconv.runs import (
-    SCALARS_FILE,
-    RunDir,
-    RunStateError,
-    atomic_write_text,
-    read_episodes,
-    read_scalars,
-    rng_state,
-    set_rng_state,
-    write_scalars,
-)
+from rl_coordconv import train
+from rl_coordconv.runs import RunDir, atomic_write_text, rng_state, set_rng_state
 
 
 def _draw() -> tuple[float, float, float]:
@@ -45,12 +38,6 @@ def test_an_atomic_write_gives_the_file_the_mode_open_would(tmp_path):
     assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
 
 
-def test_a_torn_last_line_is_skipped(tmp_path):
-    path = tmp_path / "episodes.csv"
-    path.write_text("agent_step,frames,wall_time,return,length\n10,40,0.5,3,7\n20,80,1.0,4,")  # killed mid-write
-    assert [row["agent_step"] for row in read_episodes(path)] == ["10"]
-
-
 def test_checkpoints_are_pruned_to_the_last_two_and_latest_points_at_the_newest(tmp_path):
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
@@ -66,40 +53,25 @@ def test_checkpoints_are_pruned_to_the_last_two_and_latest_points_at_the_newest(
     )
 
 
-def _write_events(run: Path, scalars: dict[str, list[tuple[int, float]]]) -> None:
-    from torch.utils.tensorboard import SummaryWriter
+class _Crafted:
+    """A pickle that runs a command when it is loaded, as a run directory from a stranger might."""
 
-    writer = SummaryWriter(str(run))
-    for tag, points in scalars.items():
-        for step, value in points:
-            writer.add_scalar(tag, value, step)
-    writer.close()
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
 
-
-def test_scalars_csv_keeps_every_scalar_but_the_per_game_ones(tmp_path):
-    run, copy = tmp_path / "run", tmp_path / "copy"
-    logged = {
-        "losses/entropy_loss": [(10, -1.792), (20, -1.791759), (30, -1.6)],
-        "coordconv/coord_weight_ratio": [(10, 0.987654321)],
-        "charts/episodic_return": [(12, -21.0), (25, -20.0)],  # episodes.csv holds these
-    }
-    _write_events(run, logged)
-    copy.mkdir()
-    assert write_scalars(run, copy / SCALARS_FILE)
-    assert not list(copy.glob("events.out.tfevents.*"))
-    assert set(read_scalars(run)) == set(logged)
-    read = read_scalars(copy)
-    assert set(read) == {"losses/entropy_loss", "coordconv/coord_weight_ratio"}
-    for tag, points in read.items():
-        expected = logged[tag]
-        assert [step for step, _ in points] == [step for step, _ in expected]
-        assert [value for _, value in points] == pytest.approx([value for _, value in expected], rel=1e-5)
-    assert not write_scalars(copy, tmp_path / "none.csv") and not (tmp_path / "none.csv").exists()
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
 
 
-def test_a_run_without_scalars_or_with_a_bad_scalars_csv_is_one_clear_error(tmp_path):
-    with pytest.raises(RunStateError, match=r"no TensorBoard event files .* and no scalars\.csv"):
-        read_scalars(tmp_path)
-    (tmp_path / SCALARS_FILE).write_text("tag,step,value\nlosses/entropy_loss,10,-1.79\nlosses/entropy_loss,ten,-1\n")
-    with pytest.raises(RunStateError, match=r"scalars\.csv line 3 is not a row of \(tag, step, value\)"):
-        read_scalars(tmp_path)
+def test_a_crafted_checkpoint_state_is_refused_not_run(tmp_path, capsys):
+    args = [*SMALL_A2C, "--timesteps", "160", "--checkpoint-every", "80", "--log-dir", str(tmp_path)]
+    assert train.main(args) == 0
+    run = run_dir(tmp_path)
+    (run / "state.json").write_text(json.dumps({"status": "running", "agent_steps": 80}))
+    state = json.loads((run / "checkpoints" / "latest.json").read_text())["state"]
+    marker = tmp_path / "code-ran"
+    torch.save({"step": 80, "rng": _Crafted(marker)}, run / "checkpoints" / state)
+    assert train.main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert not marker.exists()
+    assert err.count("\n") == 1 and "refusing to load" in err and "it would call posix.system" in err

@@ -1,4 +1,4 @@
-"""scripts/return_curve.py and scripts/tb_scalars.py: learning curves and TensorBoard scalars as tables."""
+"""scripts/: learning curves and TensorBoard scalars as tables, and the greedy actions of an Ape-X run."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from helpers import run_dir
 
 
 def _script(name: str) -> Any:
@@ -135,3 +137,20 @@ def test_tb_scalars_defaults_to_the_runs_losses_tags_whatever_the_algo(tmp_path,
     assert tb_scalars.main([str(charts)]) == 2
     err = capsys.readouterr().err
     assert "no losses/ scalars" in err and "charts/fps" in err and err.count("\n") == 1
+
+
+def test_greedy_actions_script_counts_the_q_networks_argmax(local_run, tmp_path, capsys):
+    script = _script("greedy_actions")
+    run = run_dir(local_run[0], "apex", arm="coordconv")
+    counts, spreads = script.greedy_actions(run, 40)
+    assert sum(counts.values()) == 40 and set(counts) <= set(range(4)) and (spreads >= 0).all()
+    assert script.main([str(run), "--steps", "40"]) == 0
+    out = capsys.readouterr().out
+    for action, name in enumerate(["NOOP", "FIRE", "RIGHT", "LEFT"]):  # Breakout's actions
+        assert f"| {action} {name} | {counts[action]:,} |" in out
+    a2c = tmp_path / "a2c"
+    a2c.mkdir()
+    (a2c / "config.yaml").write_text(yaml.safe_dump({"algo": "a2c", "game": "Pong"}))
+    assert script.main([str(a2c)]) == 2
+    err = capsys.readouterr().err
+    assert "run of a2c" in err and "apex" in err and err.count("\n") == 1

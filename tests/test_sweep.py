@@ -7,10 +7,12 @@ import json
 import sys
 
 import pytest
+from helpers import FakeRay
 
 from rl_coordconv import sweep
+from rl_coordconv.experiment import TrainConfig
 from rl_coordconv.runs import RunDir
-from rl_coordconv.train import TrainConfig, build_parser
+from rl_coordconv.train import build_parser
 
 TINY = ["--games", "Pong", "Breakout", "--arms", "conv", "coordconv", "--seeds", "0", "--n-envs", "2"]
 
@@ -59,7 +61,7 @@ def test_sweep_refuses_runs_made_with_other_settings(tmp_path, capsys):
     model = (tmp_path / "a2c/Pong/conv/seed0/final_model.zip").read_bytes()
     assert "sweep of 1 run (a2c, 200 steps each): 1 to start" in capsys.readouterr().out
     assert sweep.main([*args, "--timesteps", "400"]) == 2
-    assert "was made with timesteps=200, this sweep asks for 400" in capsys.readouterr().err
+    assert "was made with timesteps=200, not 400; use another --log-dir or delete that run" in capsys.readouterr().err
     assert sweep.main([*args, "--timesteps", "200", "--set", "ent_coef=0.02"]) == 2
     assert "hyperparams" in capsys.readouterr().err
     assert (tmp_path / "a2c/Pong/conv/seed0/final_model.zip").read_bytes() == model
@@ -98,7 +100,7 @@ def test_sweep_on_a_local_ray_cluster(tmp_path, capsys, monkeypatch):
     # Ray workers import the package from sys.path; make sure they see this checkout.
     ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": ":".join(sys.path)}})
     try:
-        args = [*TINY, "--timesteps", "160", "--log-dir", str(tmp_path), "--backend", "ray", "--ray-address", "auto"]
+        args = [*TINY, "--timesteps", "160", "--log-dir", str(tmp_path), "--runs-on", "ray", "--ray-address", "auto"]
         assert sweep.main(args) == 0
     finally:
         ray.shutdown()
@@ -108,7 +110,7 @@ def test_sweep_on_a_local_ray_cluster(tmp_path, capsys, monkeypatch):
 
 def test_ray_backend_without_a_cluster_is_a_clear_error(tmp_path, capsys):
     if importlib.util.find_spec("ray") is None:
-        code = sweep.main(["--games", "Pong", "--log-dir", str(tmp_path), "--backend", "ray"])
+        code = sweep.main(["--games", "Pong", "--log-dir", str(tmp_path), "--runs-on", "ray"])
         assert code == 2 and "pip install 'rl-coordconv[ray]'" in capsys.readouterr().err
         return
     import ray
@@ -116,40 +118,20 @@ def test_ray_backend_without_a_cluster_is_a_clear_error(tmp_path, capsys):
     if ray.is_initialized():
         ray.shutdown()
     code = sweep.main(
-        ["--games", "Pong", "--log-dir", str(tmp_path), "--backend", "ray", "--ray-address", "10.255.255.1:1"]
+        ["--games", "Pong", "--log-dir", str(tmp_path), "--runs-on", "ray", "--ray-address", "10.255.255.1:1"]
     )
     assert code == 2 and "cannot reach a Ray cluster at '10.255.255.1:1'" in capsys.readouterr().err
 
 
-class _FakeRay:
-    """Just enough of Ray for run_ray: tasks never finish, and waiting for one is interrupted."""
-
-    def __init__(self) -> None:
-        self.cancelled: list[object] = []
-        self.address = "unset"
-
-    def cluster_resources(self) -> dict[str, float]:
-        return {"CPU": 2.0}
-
-    def remote(self, **options):
-        return lambda function: type("Task", (), {"remote": staticmethod(lambda *args: object())})
-
-    def wait(self, refs, num_returns):
-        raise KeyboardInterrupt
-
-    def cancel(self, ref, force):
-        self.cancelled.append(ref)
-
-
 def test_ray_sweep_joins_rays_default_cluster_and_stops_cleanly_on_ctrl_c(tmp_path, capsys, monkeypatch):
-    fake = _FakeRay()
+    fake = FakeRay()
 
     def connect(address):
         fake.address = address
         return fake
 
     monkeypatch.setattr(sweep, "connect_ray", connect)
-    code = sweep.main([*TINY, "--timesteps", "160", "--log-dir", str(tmp_path), "--backend", "ray"])
+    code = sweep.main([*TINY, "--timesteps", "160", "--log-dir", str(tmp_path), "--runs-on", "ray"])
     assert fake.address is None  # Ray's own default: the running cluster it finds, else a new one here
     assert code == 130 and len(fake.cancelled) == 4
     assert "run the same command again to continue" in capsys.readouterr().err

@@ -1,8 +1,7 @@
-"""The training CLI: run directory, checkpoints, kill -9 and resume, bad input, enjoy."""
+"""The training CLI and the run lifecycle: run directory, checkpoints, kill -9 and resume, bad input, enjoy."""
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import json
 import os
@@ -14,44 +13,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import SMALL_A2C, episode_rows, run_dir
 
 from rl_coordconv import enjoy, train
-from rl_coordconv.train import arm_name, parse_steps
-
-SMALL = ["--game", "Breakout", "--n-envs", "4", "--no-progress"]
-
-
-def run_dir(log_dir: Path, arm: str = "conv", algo: str = "a2c", game: str = "Breakout") -> Path:
-    return log_dir / algo / game / arm / "seed0"
-
-
-def episode_rows(path: Path) -> list[dict[str, str]]:
-    with path.open() as handle:
-        return list(csv.DictReader(handle))
-
-
-def test_parse_steps():
-    assert parse_steps("1e6") == 1_000_000
-    assert parse_steps("10M") == 10_000_000
-    assert parse_steps("500k") == 500_000
-    assert parse_steps("2_000") == 2000
-    assert parse_steps("2.5M") == 2_500_000
-    for bad in ("0", "-5", "ten", "1.5", ""):
-        with pytest.raises(ValueError):
-            parse_steps(bad)
-
-
-def test_arm_names():
-    assert arm_name(False) == "conv"
-    assert arm_name(True) == "coordconv"
-    assert arm_name(True, with_r=True) == "coordconv_r"
-    assert arm_name(True, coord_layers="all") == "coordconv_all"
 
 
 def test_cli_run_writes_the_whole_run_directory_and_enjoy_plays_it(tmp_path, capsys):
-    args = [*SMALL, "--coordconv", "--timesteps", "3000", "--checkpoint-every", "1000", "--log-every", "500"]
+    args = [*SMALL_A2C, "--coordconv", "--timesteps", "3000", "--checkpoint-every", "1000", "--log-every", "500"]
     assert train.main([*args, "--log-dir", str(tmp_path)]) == 0
-    run = run_dir(tmp_path, "coordconv")
+    run = run_dir(tmp_path, arm="coordconv")
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["algo"] == "a2c" and config["game"] == "Breakout" and config["coordconv"] is True
     assert config["timesteps"] == 3000 and config["n_envs"] == 4 and config["hyperparams"]["n_steps"] == 5
@@ -100,7 +70,7 @@ def test_cli_run_writes_the_whole_run_directory_and_enjoy_plays_it(tmp_path, cap
 
 def _cli(*args: str, log_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "rl_coordconv.train", *SMALL, "--log-dir", str(log_dir), *args],
+        [sys.executable, "-m", "rl_coordconv.train", *SMALL_A2C, "--log-dir", str(log_dir), *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -110,7 +80,7 @@ def _cli(*args: str, log_dir: Path) -> subprocess.CompletedProcess[str]:
 def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     run = run_dir(tmp_path)
     args = ["--timesteps", "8000", "--checkpoint-every", "1000", "--log-every", "1000"]
-    cmd = [sys.executable, "-m", "rl_coordconv.train", *SMALL, "--log-dir", str(tmp_path), *args]
+    cmd = [sys.executable, "-m", "rl_coordconv.train", *SMALL_A2C, "--log-dir", str(tmp_path), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     latest = run / "checkpoints" / "latest.json"
     deadline = time.monotonic() + 300
@@ -156,54 +126,6 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert [e.step for e in events.Scalars("charts/episodic_return")] == steps  # TensorBoard purged them too
 
 
-@pytest.mark.parametrize("order", ["writer_order", "reversed"])
-def test_a_resume_keeps_the_same_games_in_episodes_csv_and_tensorboard(tmp_path, order):
-    """Whatever order readers take the event files in (their names sort by second, host, pid, then a
-    counter, so writer 10 sorts before writer 9), TensorBoard shows what episodes.csv holds."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    from rl_coordconv.runs import EpisodeLog, RunDir, RunRecorder, read_scalars
-
-    run = RunDir(tmp_path / "run")
-    run.path.mkdir()
-    first = RunRecorder(run)
-    for step in (90, 100, 110):  # a game ends on the checkpoint step (100), one after it
-        first.episode(step, float(step), 10)
-    first.close()  # the attempt dies; the resume starts from the checkpoint at step 100
-    if order == "reversed":  # the first attempt's file sorts after any the resumed writer makes
-        (old,) = run.path.glob("events.out.tfevents.*")
-        old.rename(run.path / "events.out.tfevents.9999999999.host.1.9")
-    EpisodeLog.truncate_after(run.episodes_path, 100)
-    second = RunRecorder(run, start_step=100)
-    second.episode(120, 120.0, 10)
-    second.close()
-    events = EventAccumulator(str(run.path))
-    events.Reload()
-    csv_steps = [int(row["agent_step"]) for row in episode_rows(run.episodes_path)]
-    assert csv_steps == [e.step for e in events.Scalars("charts/episodic_return")] == [90, 100, 120]
-    assert [step for step, _ in read_scalars(run.path)["charts/episodic_return"]] == [90, 100, 120]
-
-
-def test_truncating_events_twice_or_after_a_crash_keeps_each_point_once(tmp_path):
-    import shutil
-
-    from rl_coordconv.runs import RunDir, RunRecorder, read_scalars, truncate_events
-
-    run = RunDir(tmp_path / "run")
-    run.path.mkdir()
-    recorder = RunRecorder(run)
-    for step in (10, 20, 30):
-        recorder.scalars(step, {"losses/x": float(step)})
-    recorder.close()
-    (original,) = run.path.glob("events.out.tfevents.*")
-    shutil.copy(original, tmp_path / "copy")
-    assert truncate_events(run.path, 20) == 2
-    shutil.copy(tmp_path / "copy", original)  # a crash before the old file was deleted
-    assert truncate_events(run.path, 20) == 2
-    assert len(list(run.path.glob("events.out.tfevents.*"))) == 1
-    assert read_scalars(run.path)["losses/x"] == [(10, 10.0), (20, 20.0)]
-
-
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -227,7 +149,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
 
         if torch.cuda.is_available():
             pytest.skip("this machine has CUDA")
-    code = train.main([*SMALL, "--timesteps", "80", "--log-dir", str(tmp_path), *args])
+    code = train.main([*SMALL_A2C, "--timesteps", "80", "--log-dir", str(tmp_path), *args])
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and err.startswith("error: ") and err.count("\n") == 1
@@ -248,13 +170,13 @@ def test_every_spelling_of_a_game_names_the_same_run(tmp_path, capsys):
 def test_a_log_dir_it_cannot_write_is_one_line(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert train.main([*SMALL, "--timesteps", "80", "--log-dir", str(blocker / "runs")]) == 1
+    assert train.main([*SMALL_A2C, "--timesteps", "80", "--log-dir", str(blocker / "runs")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(blocker) in err and err.count("\n") == 1
 
 
 def test_finished_run_is_never_overwritten_without_asking(tmp_path, capsys):
-    args = [*SMALL, "--timesteps", "400", "--log-dir", str(tmp_path)]
+    args = [*SMALL_A2C, "--timesteps", "400", "--log-dir", str(tmp_path)]
     assert train.main(args) == 0
     run = run_dir(tmp_path)
     model = (run / "final_model.zip").read_bytes()
@@ -267,13 +189,13 @@ def test_finished_run_is_never_overwritten_without_asking(tmp_path, capsys):
 
 
 def test_resume_refuses_a_missing_or_corrupt_checkpoint_and_changed_settings(tmp_path, capsys):
-    args = [*SMALL, "--timesteps", "800", "--checkpoint-every", "400", "--log-dir", str(tmp_path)]
+    args = [*SMALL_A2C, "--timesteps", "800", "--checkpoint-every", "400", "--log-dir", str(tmp_path)]
     assert train.main(args) == 0
     run = run_dir(tmp_path)
     # make it look interrupted
     (run / "state.json").write_text(json.dumps({"status": "running", "agent_steps": 400}))
     assert train.main([*args, "--resume", "--timesteps", "900"]) == 2
-    assert "was started with timesteps=800, not 900" in capsys.readouterr().err
+    assert "was made with timesteps=800, not 900; resume it as it was or use --overwrite" in capsys.readouterr().err
     (run / "checkpoints" / "latest.json").write_text("{not json")
     assert train.main([*args, "--resume"]) == 2
     assert "cannot resume" in capsys.readouterr().err
@@ -283,53 +205,22 @@ def test_resume_refuses_a_missing_or_corrupt_checkpoint_and_changed_settings(tmp
     assert (run / "final_model.zip").exists()
 
 
-class _Crafted:
-    """A pickle that runs a command when it is loaded, as a run directory from a stranger might."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_a_crafted_checkpoint_state_is_refused_not_run(tmp_path, capsys):
-    import torch
-
-    args = [*SMALL, "--timesteps", "160", "--checkpoint-every", "80", "--log-dir", str(tmp_path)]
-    assert train.main(args) == 0
-    run = run_dir(tmp_path)
-    (run / "state.json").write_text(json.dumps({"status": "running", "agent_steps": 80}))
-    state = json.loads((run / "checkpoints" / "latest.json").read_text())["state"]
-    marker = tmp_path / "code-ran"
-    torch.save({"step": 80, "rng": _Crafted(marker)}, run / "checkpoints" / state)
-    assert train.main([*args, "--resume"]) == 2
-    err = capsys.readouterr().err
-    assert not marker.exists()
-    assert err.count("\n") == 1 and "refusing to load" in err and "it would call posix.system" in err
-
-
-def test_a_resumed_dqn_refills_its_replay_buffer_before_it_learns_again(tmp_path):
-    from stable_baselines3 import DQN
-
-    dqn = ["--algo", "dqn", "--game", "Breakout", "--no-progress", "--timesteps", "400", "--checkpoint-every", "200"]
-    dqn += ["--set", "buffer_size=500", "--set", "learning_starts=60", "--set", "train_freq=4"]
-    fresh, resumed = tmp_path / "fresh", tmp_path / "resumed"
-    assert train.main([*dqn, "--log-dir", str(fresh)]) == 0
-    assert train.main([*dqn, "--log-dir", str(resumed)]) == 0
-    run = run_dir(resumed, algo="dqn")
-    (run / "state.json").write_text(json.dumps({"status": "running", "agent_steps": 200}))  # died after step 200
-    assert train.main([*dqn, "--log-dir", str(resumed), "--resume"]) == 0
-    whole = DQN.load(run_dir(fresh, algo="dqn") / "final_model.zip")
-    again = DQN.load(run / "final_model.zip")
-    assert again.learning_starts == 60 and again.learn_from == 200 + 60
-    assert again._n_updates == whole._n_updates - 60 // 4  # no gradient step while steps 200-260 refill it
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--actors", "2"], "--actors is for algorithms with actors (apex), not a2c"),
+        (["--actors-on", "ray"], "--actors-on and --ray-address place the actors of algorithms that have them"),
+    ],
+)
+def test_apex_options_are_refused_for_other_algos(tmp_path, capsys, args, message):
+    assert train.main(["--algo", "a2c", "--log-dir", str(tmp_path), *args]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_a_run_in_use_by_another_process_is_refused(tmp_path, capsys):
     from rl_coordconv.runs import RunDir
 
     with RunDir(run_dir(tmp_path)).lock():
-        assert train.main([*SMALL, "--timesteps", "80", "--log-dir", str(tmp_path)]) == 2
+        assert train.main([*SMALL_A2C, "--timesteps", "80", "--log-dir", str(tmp_path)]) == 2
     assert "in use by another training process" in capsys.readouterr().err
     assert not RunDir(run_dir(tmp_path)).in_use()

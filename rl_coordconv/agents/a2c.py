@@ -13,7 +13,7 @@ with ``stable_baselines3.A2C.load`` too). For image observations it replaces SB3
 - hands actions to the env with ``step_async`` and does its bookkeeping while the emulator's C++
   threads step, before ``step_wait``.
 
-``tests/test_agents.py`` checks that both loops produce the same parameters update after update.
+``tests/agents/test_a2c.py`` checks that both loops produce the same parameters update after update.
 Anything the fast loop does not cover (separate actor/critic extractors, gSDE, non-image or
 non-discrete spaces) goes through SB3's own code.
 """

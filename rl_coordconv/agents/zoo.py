@@ -13,28 +13,33 @@ from typing import Any
 import sb3_contrib
 import stable_baselines3
 
-__all__ = ["DQN", "DQN_DEFAULTS", "PPO_DEFAULTS", "QRDQN", "QRDQN_DEFAULTS"]
+__all__ = ["DQN", "DQN_DEFAULTS", "PPO_DEFAULTS", "QRDQN", "QRDQN_DEFAULTS", "RefillsAfterResume"]
 
 
-class _RefillsAfterResume:
+class RefillsAfterResume:
     """No gradient step until agent step ``learn_from`` is passed. A resume sets it to the
     checkpoint's step plus ``learning_starts``, the warm-up a fresh run has; unlike in SB3's own
     warm-up (random actions) the agent keeps playing its ε-greedy policy meanwhile."""
 
     learn_from = 0
+    learning_starts: int
     num_timesteps: int
+
+    def refill_before_learning(self, step: int) -> None:
+        """The replay is empty again at ``step`` (a resume): learn only once it holds ``learning_starts`` more."""
+        self.learn_from = step + self.learning_starts
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         if self.num_timesteps > self.learn_from:  # strict, as SB3 compares with learning_starts
             super().train(gradient_steps, batch_size)  # type: ignore[misc]
 
 
-class DQN(_RefillsAfterResume, stable_baselines3.DQN):
-    """SB3's DQN; see :class:`_RefillsAfterResume`. Its saved models load with SB3's own class."""
+class DQN(RefillsAfterResume, stable_baselines3.DQN):
+    """SB3's DQN; see :class:`RefillsAfterResume`. Its saved models load with SB3's own class."""
 
 
-class QRDQN(_RefillsAfterResume, sb3_contrib.QRDQN):
-    """sb3-contrib's QR-DQN; see :class:`_RefillsAfterResume`."""
+class QRDQN(RefillsAfterResume, sb3_contrib.QRDQN):
+    """sb3-contrib's QR-DQN; see :class:`RefillsAfterResume`."""
 
 
 PPO_DEFAULTS: dict[str, Any] = {

@@ -9,6 +9,7 @@ from rl_coordconv.envs.atari import (
     frames_per_step,
     game_protocol,
     make_ale_env,
+    observation_space,
     resolve_games,
     rom_id,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "game_protocol",
     "make_ale_env",
     "make_atari_vec_env",
+    "observation_space",
     "random_policy_score",
     "resolve_games",
     "rom_id",

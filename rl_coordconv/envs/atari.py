@@ -23,6 +23,7 @@ from typing import Any
 
 import ale_py
 import gymnasium as gym
+import numpy as np
 from ale_py import roms
 
 from rl_coordconv.envs.catch import CATCH, CATCH_ACTIONS, CATCH_PROTOCOL
@@ -41,6 +42,7 @@ __all__ = [
     "frames_per_step",
     "game_protocol",
     "make_ale_env",
+    "observation_space",
     "resolve_games",
     "rom_id",
 ]
@@ -177,6 +179,16 @@ def make_ale_env(game: str, render_mode: str | None = None) -> gym.Env:
 def game_protocol(game: str) -> dict[str, Any]:
     """The protocol a game is played under, as recorded in a run's ``config.yaml``."""
     return asdict(CATCH_PROTOCOL if canonical_game(game) == CATCH else ATARI_PROTOCOL)
+
+
+def observation_space(game: str) -> gym.spaces.Box:
+    """The stacked-frames observation space a game is played in, ``(stack, height, width)`` uint8."""
+    if canonical_game(game) == CATCH:
+        shape = (CATCH_PROTOCOL.frame_stack, *CATCH_PROTOCOL.screen)
+    else:
+        p = ATARI_PROTOCOL
+        shape = (p.frame_stack, p.screen_size, p.screen_size)
+    return gym.spaces.Box(0, 255, shape, np.uint8)
 
 
 def frames_per_step(game: str) -> int:

@@ -47,7 +47,14 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from rl_coordconv.envs.atari import ATARI_PROTOCOL, action_meanings, canonical_game, make_ale_env, rom_id
+from rl_coordconv.envs.atari import (
+    ATARI_PROTOCOL,
+    action_meanings,
+    canonical_game,
+    make_ale_env,
+    observation_space,
+    rom_id,
+)
 from rl_coordconv.envs.catch import CATCH, CatchVecEnv
 
 __all__ = ["BACKENDS", "AtariVecEnv", "make_atari_vec_env"]
@@ -210,9 +217,7 @@ class AtariVecEnv(VecEnv):
         self.game_start_actions = tuple(fire_reset)
         # SB3's EpisodicLifeEnv plays a NOOP after a life loss, before FireResetEnv's actions.
         self.life_loss_actions = (0, *fire_reset) if training else ()
-        p = ATARI_PROTOCOL
-        obs_space = gym.spaces.Box(0, 255, (p.frame_stack, p.screen_size, p.screen_size), np.uint8)
-        super().__init__(num_envs, obs_space, gym.spaces.Discrete(len(meanings)))
+        super().__init__(num_envs, observation_space(self.game), gym.spaces.Discrete(len(meanings)))
         self._next_seed: int | None = seed
         self._actions = np.zeros(num_envs, dtype=np.int64)
         self._lives = np.zeros(num_envs, dtype=np.int64)

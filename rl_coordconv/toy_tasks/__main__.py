@@ -13,16 +13,11 @@ scalars to ``runs/toy/<task>/<split>/<model>/<settings>/``.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
-
-# Before PyTorch loads OpenMP (imports below are inside main): idle OpenMP threads sleep instead
-# of spinning, which on a shared 2-core machine made small training steps up to 4× slower.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from rl_coordconv.cli import HelpFormatter
 from rl_coordconv.toy_tasks.tasks import MODELS, TASKS  # no PyTorch: the options are listed before it loads

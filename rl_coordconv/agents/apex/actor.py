@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from rl_coordconv.agents.apex.config import ApexConfig, actor_epsilon
-from rl_coordconv.agents.apex.learner import DuelingDQNPolicy, load_flat_parameters
+from rl_coordconv.agents.apex.networks import DuelingDQNPolicy, load_flat_parameters
 from rl_coordconv.agents.apex.replay import Chunk, ChunkBuilder
 from rl_coordconv.envs import make_atari_vec_env
 

@@ -7,6 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 import yaml
+from helpers import run_dir
 
 from rl_coordconv.envs import ATARI_PROTOCOL, CATCH, CatchVecEnv, canonical_game, make_atari_vec_env
 from rl_coordconv.envs.atari import action_meanings, frames_per_step, game_protocol
@@ -158,7 +159,7 @@ def test_sweep_plot_and_enjoy_take_catch_unchanged(tmp_path, capsys):
     args = ["--games", "catch", "--arms", "conv", "coordconv", "--seeds", "0", "--n-envs", "4"]
     assert sweep.main([*args, "--timesteps", "1000", "--log-dir", str(log_dir), "--workers", "2"]) == 0
     assert "sweep: 2 done" in capsys.readouterr().out
-    run = log_dir / "a2c/Catch/coordconv/seed0"
+    run = run_dir(log_dir, game="Catch", arm="coordconv")
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["game"] == "Catch" and config["protocol"] == game_protocol("Catch")
     rows = (run / "episodes.csv").read_text().splitlines()[1:]

@@ -1,4 +1,4 @@
-"""Atari names and the vectorized envs: every backend gives the same spaces and protocol."""
+"""The vectorized Atari envs: every backend gives the same spaces and protocol."""
 
 from __future__ import annotations
 
@@ -7,39 +7,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from rl_coordconv.envs import ATARI9, ATARI_PROTOCOL, AtariVecEnv, canonical_game, make_atari_vec_env, resolve_games
+from rl_coordconv.envs import ATARI_PROTOCOL, AtariVecEnv, make_atari_vec_env
 
 BACKENDS = ["ale", "sb3"] + (["envpool"] if importlib.util.find_spec("envpool") else [])
-
-
-@pytest.mark.parametrize(
-    "name,expected",
-    [
-        ("Pong", "Pong"),
-        ("pong", "Pong"),
-        ("ms_pacman", "MsPacman"),
-        ("ALE/MsPacman-v5", "MsPacman"),
-        ("SpaceInvadersNoFrameskip-v4", "SpaceInvaders"),
-        ("BankHeist", "BankHeist"),
-        ("bank_heist", "BankHeist"),
-    ],
-)
-def test_game_names_in_every_usual_spelling(name, expected):
-    assert canonical_game(name) == expected
-
-
-def test_unknown_game_suggests_close_names_and_lists_the_suite():
-    with pytest.raises(ValueError, match=r"unknown game 'Pnog'; did you mean Pong\?.*ATARI9 = Asteroids"):
-        canonical_game("Pnog")
-
-
-def test_atari9_is_the_documented_suite_and_installed():
-    assert ATARI9 == (
-        "Asteroids", "BankHeist", "BeamRider", "Breakout", "MsPacman", "Pong", "Qbert", "Seaquest", "SpaceInvaders"
-    )  # fmt: skip
-    assert [canonical_game(g) for g in ATARI9] == list(ATARI9)
-    assert resolve_games(["atari9", "Pong", "breakout"]) == list(ATARI9)
-    assert resolve_games(["Pong", "ms_pacman"]) == ["Pong", "MsPacman"]
 
 
 def _random_steps(env, steps: int, seed: int = 0):

@@ -1,0 +1,279 @@
+"""The Ape-X trainer: one learner and its replay in this process, the actors in a pool.
+
+:class:`ApexTrainer` is the same loop for every pool (Acme's "builder + distributed program",
+in one class): it orders work from the actors a chunk at a time, stores what comes back in the
+replay, takes learner steps as fast as it can once the replay holds ``learning_starts``
+transitions, and publishes parameters. The run's :class:`~rl_coordconv.agents.trainer.Monitor`
+logs, reports and checkpoints, as for every algorithm. An actor that dies is started again as a
+new incarnation with new games; the steps it had been ordered and never delivered are ordered
+again; one that dies three times in a row ends the run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rl_coordconv.agents.apex.actor import ActorSpec
+from rl_coordconv.agents.apex.config import ApexConfig
+from rl_coordconv.agents.apex.learner import ApexLearner
+from rl_coordconv.agents.apex.networks import apex_policy_kwargs, game_spaces, make_apex_model
+from rl_coordconv.agents.apex.pools import ActorFailure, ActorPool, make_actor_pool
+from rl_coordconv.agents.apex.replay import PrioritizedReplay
+from rl_coordconv.agents.trainer import Monitor, Trainer
+from rl_coordconv.envs import make_atari_vec_env
+from rl_coordconv.experiment import CoordLayers, TrainConfig
+from rl_coordconv.runs import RunStateError, TrainingFailed
+
+__all__ = ["ApexTrainer"]
+
+# Orders in flight per actor: one to work on, one queued, so an actor never waits for the learner.
+_ORDERS_IN_FLIGHT = 2
+# An actor slot that dies this many times in a row without delivering anything is a bug, not bad luck.
+_MAX_CONSECUTIVE_FAILURES = 3
+
+
+class ApexTrainer(Trainer):
+    """Replay, learner and a pool of actors, wired together (see the module docstring).
+
+    :param config: Ape-X hyperparameters
+    :param game: canonical game name
+    :param n_envs: games per actor
+    :param seed: the run's seed (network initialisation; actors and replay derive theirs from it)
+    :param pool: where the actors run
+    :param env_backend: emulator backend of the actors
+    :param coordconv: the CoordConv arm
+    :param with_r: add the radius channel
+    :param coord_layers: which convolutions get coordinates
+    :param device: the learner's torch device (actors run on their CPU)
+    """
+
+    def __init__(
+        self,
+        config: ApexConfig,
+        *,
+        game: str,
+        n_envs: int,
+        seed: int,
+        pool: ActorPool,
+        env_backend: str = "ale",
+        coordconv: bool = False,
+        with_r: bool = False,
+        coord_layers: CoordLayers = "first",
+        device: torch.device | str = "cpu",
+    ) -> None:
+        observation_space, action_space = game_spaces(game)
+        streams = config.actors * n_envs
+        needed = 2 * (config.send_period + config.n_step + observation_space.shape[0])
+        if config.replay_capacity // streams < needed:
+            raise ValueError(
+                f"replay_capacity {config.replay_capacity:,} leaves {config.replay_capacity // streams:,} rows for "
+                f"each of the {streams} games ({config.actors} actors × {n_envs}); each needs at least {needed}"
+            )
+        self.config = config
+        self.game = game
+        self.n_envs = n_envs
+        self.seed = seed
+        self.pool = pool
+        self.env_backend = env_backend
+        self.device = torch.device(device)
+        self.observation_space = observation_space
+        self.policy_kwargs = apex_policy_kwargs(config, coordconv, with_r, coord_layers)
+        model = make_apex_model(observation_space, action_space, config, self.policy_kwargs, seed, self.device)
+        self.learner = ApexLearner(model, config)
+        self.num_timesteps = 0  # agent steps delivered by the actors, across resumes
+        self.restarts = 0
+        self.replay: PrioritizedReplay | None = None
+        self._replay_rng: dict[str, Any] | None = None
+        self._metrics: list[dict[str, float]] = []
+        self._logged_learner_steps = 0
+
+    # building and restoring ----------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, spec: Any, config: TrainConfig, device: torch.device) -> ApexTrainer:
+        # The actors build their games in their own processes, where a bad --env-backend (or a
+        # missing envpool) would kill them three times over; one game here fails first, in one line.
+        make_atari_vec_env(config.game, 1, seed=config.seed, backend=config.env_backend).close()
+        pool = make_actor_pool(config.actors_on, config.ray_address)  # fails before anything is written
+        try:
+            return cls(
+                ApexConfig(**config.hyperparams),
+                game=config.game,
+                n_envs=config.n_envs,
+                seed=config.seed,
+                pool=pool,
+                env_backend=config.env_backend,
+                coordconv=config.coordconv,
+                with_r=config.with_r,
+                coord_layers=config.coord_layers,
+                device=device,
+            )
+        except BaseException:
+            pool.close()
+            raise
+
+    @classmethod
+    def restore(
+        cls, spec: Any, config: TrainConfig, device: torch.device, model: Path, state: dict[str, Any]
+    ) -> ApexTrainer:
+        """Continue from a checkpoint: its model and optimizer, step counts and replay sampling RNG.
+
+        The replay itself is not in checkpoints (7 GB at full size): a resumed run refills it and
+        the learner waits for ``learning_starts`` transitions again.
+        """
+        trainer = cls.build(spec, config, device)
+        try:
+            trainer.learner = ApexLearner.load(model, trainer.config, trainer.device)
+        except Exception as error:  # SB3 raises many kinds on a damaged zip
+            trainer.close()
+            raise RunStateError(f"cannot load checkpoint {model}: {error}") from error
+        trainer.num_timesteps = int(state["step"])
+        trainer.restarts = int(state["apex"]["restarts"])
+        trainer._replay_rng = state["apex"]["replay_rng"]
+        trainer._logged_learner_steps = trainer.learner.steps
+        return trainer
+
+    # what the run records ------------------------------------------------------------------------
+
+    def model_bytes(self) -> bytes:
+        """The model as an SB3 DQN zip."""
+        return self.learner.save(self.num_timesteps)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        assert self.replay is not None
+        apex = {
+            "learner_steps": self.learner.steps,
+            "restarts": self.restarts,
+            "replay_rng": self.replay.rng.bit_generator.state,
+        }
+        return {"apex": apex}
+
+    def run_state(self) -> dict[str, Any]:
+        return {"learner_steps": self.learner.steps}
+
+    def describe(self) -> str:
+        n_params = sum(p.numel() for p in self.learner.policy.q_net.parameters())
+        epsilons = self.config.epsilons()
+        where = "ray" if type(self.pool).__name__ == "RayActorPool" else "local"
+        return (
+            f"{self.config.actors} actors ({where}) × {self.n_envs} envs, "
+            f"ε {epsilons[0]:.3g}…{epsilons[-1]:.3g}, {n_params:,} parameters"
+        )
+
+    def scalars(self, seconds: float) -> dict[str, float]:
+        assert self.replay is not None
+        values = {
+            "charts/learner_steps_per_s": (self.learner.steps - self._logged_learner_steps) / seconds,
+            "charts/replay_size": float(self.replay.size),
+            "charts/actor_restarts": float(self.restarts),
+        }
+        if self._metrics:
+            for key in self._metrics[0]:
+                values[f"losses/{key}"] = float(np.mean([m[key] for m in self._metrics]))
+        self._metrics = []
+        self._logged_learner_steps = self.learner.steps
+        return values
+
+    def progress_note(self) -> str:
+        size = 0 if self.replay is None else self.replay.size
+        return f"{self.learner.steps:,} learner steps  replay {size:,}"
+
+    def coord_weight_ratio(self) -> float | None:
+        return self.learner.coord_weight_ratio()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # the loop ------------------------------------------------------------------------------------
+
+    def _spec(self, index: int, incarnation: int, start_step: int) -> ActorSpec:
+        return ActorSpec(
+            index=index,
+            incarnation=incarnation,
+            config=self.config,
+            game=self.game,
+            n_envs=self.n_envs,
+            env_backend=self.env_backend,
+            seed=self.seed + start_step,  # a resumed run plays new games
+            policy_kwargs=self.policy_kwargs,
+        )
+
+    def _new_replay(self, start_step: int) -> PrioritizedReplay:
+        stack, *frame_shape = self.observation_space.shape
+        replay = PrioritizedReplay(
+            self.config.replay_capacity,
+            self.config.actors * self.n_envs,
+            frame_shape=(frame_shape[0], frame_shape[1]),
+            stack=stack,
+            alpha=self.config.alpha,
+            priority_eps=self.config.priority_eps,
+            seed=self.seed + start_step,
+        )
+        if self._replay_rng is not None:
+            replay.rng.bit_generator.state = self._replay_rng
+        return replay
+
+    def train(self, until: int, monitor: Monitor) -> None:
+        """Run until the actors have delivered ``until`` agent steps (rounded up to whole vector steps).
+
+        :raises TrainingFailed: an actor slot died three times in a row
+        """
+        config, n_envs = self.config, self.n_envs
+        start_step = self.num_timesteps
+        self.replay = replay = self._new_replay(start_step)
+        learn_from = max(config.learning_starts, 1)  # batches are drawn with replacement
+        incarnations = [0] * config.actors
+        failures = [0] * config.actors
+        orders: list[deque[int]] = [deque() for _ in range(config.actors)]
+        issued = start_step
+
+        def start(index: int) -> None:
+            for env in range(n_envs):
+                replay.reset_stream(index * n_envs + env)
+            self.pool.start(self._spec(index, incarnations[index], start_step))
+
+        self.pool.publish(self.learner)
+        for index in range(config.actors):
+            start(index)
+        while self.num_timesteps < until:
+            for index in range(config.actors):
+                while len(orders[index]) < _ORDERS_IN_FLIGHT and issued < until:
+                    steps = min(config.send_period, math.ceil((until - issued) / n_envs))
+                    self.pool.submit(index, steps)
+                    orders[index].append(steps)
+                    issued += steps * n_envs
+            can_learn = replay.size >= learn_from
+            for event in self.pool.poll(timeout=0.0 if can_learn else 0.05):
+                if event.incarnation != incarnations[event.index]:
+                    continue  # from an actor already replaced
+                index = event.index
+                if isinstance(event, ActorFailure):
+                    failures[index] += 1
+                    if failures[index] >= _MAX_CONSECUTIVE_FAILURES:
+                        raise TrainingFailed(f"actor {index} died {failures[index]} times in a row: {event.reason}")
+                    issued -= sum(orders[index]) * n_envs
+                    orders[index].clear()
+                    incarnations[index] += 1
+                    self.restarts += 1
+                    print(f"  actor {index} died ({event.reason}); restarting it", flush=True)
+                    start(index)
+                    continue
+                failures[index] = 0
+                orders[index].popleft()
+                replay.add(event.chunk, first_stream=index * n_envs)
+                self.num_timesteps += event.steps
+                for score, length in event.episodes:
+                    monitor.episode(self.num_timesteps, score, length)
+            if replay.size >= learn_from:
+                batch = replay.sample(config.batch_size, config.beta)
+                td_errors, step_metrics = self.learner.step(batch)
+                replay.update_priorities(batch.indices, td_errors)
+                self.pool.publish(self.learner)
+                self._metrics.append(step_metrics)
+            monitor.tick()

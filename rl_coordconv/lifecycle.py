@@ -1,0 +1,213 @@
+"""One run lifecycle for every algorithm: settle the config, build or restore, train, save.
+
+:func:`train` is what ``python -m rl_coordconv.train`` and every ``sweep`` cell run:
+
+1. hold the run directory's lock; decide from its state whether this starts, resumes or is refused
+   (a finished run without ``--overwrite``, nothing to resume, settings that differ);
+2. resolve the config (:func:`resolve_config`: defaults, checks, the stored config on a resume);
+3. build the algorithm's trainer, or restore it from the latest checkpoint, *before* writing
+   anything, so a rejected setting leaves no half-made run;
+4. record the config (a new run) or drop what was logged after the checkpoint (a resume);
+5. train until the budget while a :class:`~rl_coordconv.agents.trainer.Monitor` logs, reports and
+   checkpoints; write the final model and ``state.json``; close.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from rl_coordconv import __version__
+from rl_coordconv.agents import algo_spec, resolve_hyperparams
+from rl_coordconv.agents.trainer import Monitor, Trainer
+from rl_coordconv.envs import BACKENDS, CATCH, canonical_game, frames_per_step, game_protocol
+from rl_coordconv.experiment import (
+    ACTOR_PLACEMENTS,
+    MAX_SEED,
+    TrainConfig,
+    identity_mismatch,
+    resolve_coord_layers,
+)
+from rl_coordconv.logs import EpisodeLog, RunRecorder
+from rl_coordconv.runs import (
+    RunDir,
+    RunStateError,
+    TrainingFailed,
+    atomic_write_bytes,
+    environment_report,
+    load_checkpoint_state,
+    set_rng_state,
+)
+from rl_coordconv.runtime import resolve_device
+
+__all__ = ["protocol_mismatch", "resolve_config", "train"]
+
+
+def resolve_config(config: TrainConfig, stored: dict[str, Any] | None = None) -> TrainConfig:
+    """Fill in defaults and check every setting; on a resume, take unset values from the stored config.
+
+    :param config: the settings as given; unset ``timesteps``/``n_envs``/``hyperparams`` are 0/empty
+    :param stored: the ``config.yaml`` of the run being resumed
+    :raises ValueError: a bad setting, or one that differs from the stored run's
+    """
+    spec = algo_spec(config.algo)
+    config.game = canonical_game(config.game)
+    resolve_coord_layers(config.coord_layers)
+    if config.with_r and not config.coordconv:
+        raise ValueError("--with-r needs --coordconv")
+    if not spec.has_actors and (config.actors_on != "local" or config.ray_address is not None):
+        raise ValueError(
+            "--actors-on and --ray-address place the actors of algorithms that have them (apex); "
+            "sweep --runs-on ray sends other algorithms' runs to Ray"
+        )
+    if config.actors_on not in ACTOR_PLACEMENTS:
+        raise ValueError(f"unknown --actors-on {config.actors_on!r}; choose from {', '.join(ACTOR_PLACEMENTS)}")
+    if config.ray_address is not None and config.actors_on != "ray":
+        raise ValueError("--ray-address needs --actors-on ray")
+    if stored is not None:
+        for key in ("timesteps", "n_envs"):
+            if not getattr(config, key):
+                setattr(config, key, stored[key])
+        if not config.hyperparams:
+            config.hyperparams = dict(stored["hyperparams"])
+    config.timesteps = config.timesteps or spec.timesteps
+    config.n_envs = config.n_envs or spec.n_envs
+    if config.n_envs < 1:
+        raise ValueError(f"--n-envs must be at least 1, got {config.n_envs}")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise ValueError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {config.seed}")
+    if config.timesteps < 1:
+        raise ValueError(f"--timesteps must be positive, got {config.timesteps}")
+    if config.env_backend not in BACKENDS:
+        raise ValueError(f"unknown --env-backend {config.env_backend!r}; choose from {', '.join(BACKENDS)}")
+    for key, value in (("checkpoint_every", config.checkpoint_every), ("log_every", config.log_every)):
+        if value < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be positive, got {value}")
+    config.hyperparams = resolve_hyperparams(config.algo, config.hyperparams)
+    if stored is not None:
+        mismatch = protocol_mismatch(stored) or identity_mismatch(stored, config)
+        if mismatch is not None:
+            raise ValueError(f"the run in {config.run_dir().path} {mismatch}; resume it as it was or use --overwrite")
+    return config
+
+
+def protocol_mismatch(stored: dict[str, Any]) -> str | None:
+    """Why a stored run's game protocol is not this version's, or None if it is the same."""
+    game = canonical_game(str(stored.get("game", "")))
+    theirs, mine = stored.get("protocol") or {}, game_protocol(game)
+    if theirs == mine:
+        return None
+    what = "Atari protocol" if game != CATCH else f"{game} protocol"
+    if theirs.get("version", 1) != mine["version"]:
+        return f"was made under {what} version {theirs.get('version', 1)}, this version plays {mine['version']}"
+    key = next(key for key in mine if theirs.get(key) != mine[key])
+    return f"was made with {what} {key}={theirs.get(key)!r}, this version uses {mine[key]!r}"
+
+
+def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, command: str | None = None) -> RunDir:
+    """Run (or resume) one training run and return its directory.
+
+    :param config: the run; unset timesteps / n_envs / hyperparams take the algorithm's defaults
+    :param resume: continue an interrupted run from its latest checkpoint
+    :param overwrite: delete whatever is in the run directory and start over
+    :param command: the command line, recorded in ``config.yaml``
+    :raises ValueError: bad settings
+    :raises RunStateError: a finished run without ``overwrite``, nothing to resume, a corrupt checkpoint
+    :raises TrainingFailed: the run cannot go on (Ape-X: an actor died three times in a row)
+    """
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite contradict each other; pick one")
+    config.game = canonical_game(config.game)  # `pong` and `ALE/Pong-v5` share runs/<algo>/Pong
+    run = RunDir(config.run_dir().path)
+    with run.lock():
+        return _train_locked(run, config, resume, overwrite, command)
+
+
+def _stored_config(run: RunDir, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+    """The config of the run to resume, or None for a new one; refuses what is not allowed."""
+    status = run.status()
+    if resume:
+        if status is None:
+            raise RunStateError(f"nothing to resume: no run in {run.path}")
+        if status == "finished":
+            raise RunStateError(f"the run in {run.path} is already finished; --overwrite starts it over")
+        return run.read_config()
+    if status is not None and not overwrite:
+        what = "a finished run" if status == "finished" else "an interrupted run (--resume continues it)"
+        raise RunStateError(f"{run.path} holds {what}; --overwrite deletes it and starts over")
+    return None
+
+
+def _open_trainer(config: TrainConfig, device: torch.device, resume: bool) -> tuple[Trainer, dict[str, Any] | None]:
+    """The trainer built for a new run, or restored from the latest checkpoint with its state."""
+    spec = algo_spec(config.algo)
+    if not resume:
+        return spec.trainer.build(spec, config, device), None
+    try:
+        checkpoint = config.run_dir().latest_checkpoint()
+    except RunStateError as error:
+        raise RunStateError(f"cannot resume: {error}; --overwrite starts the run over") from error
+    state = load_checkpoint_state(checkpoint.state)
+    return spec.trainer.restore(spec, config, device, checkpoint.model, state), state
+
+
+def _record_start(run: RunDir, config: TrainConfig, overwrite: bool, command: str | None) -> None:
+    """Clear the directory for ``--overwrite``; write the config and state of a run that starts."""
+    if overwrite and run.path.exists():
+        shutil.rmtree(run.path)
+    run.path.mkdir(parents=True, exist_ok=True)
+    record = {**asdict(config), "arm": config.arm, "protocol": game_protocol(config.game)}
+    record.update(command=command, package_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    record.update(environment_report())
+    run.write_config(record)
+    run.write_state("running", 0)
+
+
+def _restart_hint(run: RunDir) -> str:
+    try:
+        return f"--resume continues from the checkpoint at step {run.latest_checkpoint().step:,}"
+    except RunStateError:
+        return "no checkpoint yet: --overwrite starts the run over"
+
+
+def _train_locked(run: RunDir, config: TrainConfig, resume: bool, overwrite: bool, command: str | None) -> RunDir:
+    config = resolve_config(config, _stored_config(run, resume, overwrite))
+    device = resolve_device(config.device)
+    trainer, state = _open_trainer(config, device, resume)
+    try:
+        wall_offset = 0.0
+        if state is None:
+            _record_start(run, config, overwrite, command)
+            print(f"training {config.algo} on {config.game} ({config.arm}, seed {config.seed}) on {device}: {run.path}")
+            print(f"  {config.timesteps:,} agent steps, {trainer.describe()}")
+        else:
+            set_rng_state(state["rng"])
+            EpisodeLog.truncate_after(run.episodes_path, trainer.num_timesteps)  # games the resume replays
+            wall_offset = float(state["wall_time"])
+            print(f"resuming {run.path} at step {trainer.num_timesteps:,}")
+        recorder = RunRecorder(
+            run, start_step=trainer.num_timesteps, wall_offset=wall_offset, frame_skip=frames_per_step(config.game)
+        )
+        monitor = Monitor(config, run, recorder, trainer)
+        try:
+            trainer.train(config.timesteps, monitor)
+            monitor.close()
+            atomic_write_bytes(run.final_model_path, trainer.model_bytes())
+            run.write_state(
+                "finished", trainer.num_timesteps, **trainer.run_state(), wall_time=round(recorder.elapsed(), 1)
+            )
+        except TrainingFailed as error:
+            raise TrainingFailed(f"{error}; {_restart_hint(run)}") from error
+        finally:
+            recorder.close()
+    finally:
+        trainer.close()
+    recent = recorder.recent_returns[-10:]
+    summary = f"mean return of the last {len(recent)} games {np.mean(recent):.1f}" if recent else "no game finished"
+    print(f"finished {run.path}: {trainer.num_timesteps:,} steps in {recorder.elapsed() / 60:.1f} min, {summary}")
+    return run

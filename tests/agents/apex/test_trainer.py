@@ -1,0 +1,165 @@
+"""Whole Ape-X runs through the command line: the run directory, resume, an actor that keeps
+dying, and bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import SMALL_APEX, episode_rows, run_dir, scalars
+
+from rl_coordconv import train
+
+
+def test_local_run_with_two_actors_trains_and_writes_the_run_directory(local_run):
+    log_dir, stdout = local_run
+    run = run_dir(log_dir, "apex", arm="coordconv")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["algo"] == "apex" and config["coordconv"] is True and config["n_envs"] == 2
+    assert config["hyperparams"]["actors"] == 2 and config["hyperparams"]["n_step"] == 3
+    assert config["hyperparams"]["batch_size"] == 32 and config["hyperparams"]["alpha"] == 0.6
+    assert config["actors_on"] == "local" and config["ray_address"] is None
+    state = json.loads((run / "state.json").read_text())
+    assert state["status"] == "finished" and state["agent_steps"] == 2000 and state["learner_steps"] > 0
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] >= 800
+    assert (run / "final_model.zip").exists()
+    rows = episode_rows(run / "episodes.csv")
+    assert rows, "Breakout games end within 2000 steps"
+    for row in rows:
+        assert int(row["frames"]) == 4 * int(row["agent_step"]) and float(row["return"]) >= 0
+    steps = [int(r["agent_step"]) for r in rows]
+    assert steps == sorted(steps) and steps[-1] <= 2000
+    assert [s for s, _ in scalars(run, "charts/episodic_return")] == steps
+    for tag in ("charts/replay_size", "charts/learner_steps_per_s", "charts/fps", "losses/loss", "losses/q_values"):
+        assert scalars(run, tag), tag
+    assert scalars(run, "charts/replay_size")[-1][1] > 400
+    assert scalars(run, "charts/learner_steps_per_s")[-1][1] > 0
+    assert scalars(run, "coordconv/coord_weight_ratio")
+    assert "2 actors (local) × 2 envs" in stdout and "finished" in stdout
+
+
+def test_resume_continues_an_interrupted_run_from_its_checkpoint(local_run, tmp_path, capsys):
+    log_dir = tmp_path / "copy"
+    shutil.copytree(local_run[0], log_dir)
+    run = run_dir(log_dir, "apex", arm="coordconv")
+    checkpoint = json.loads((run / "checkpoints" / "latest.json").read_text())["step"]
+    learner_steps = _learner_steps_in(run / "checkpoints" / f"step_{checkpoint:012d}.zip")
+    (run / "state.json").write_text(json.dumps({"status": "running", "agent_steps": checkpoint}))
+    before = [r for r in episode_rows(run / "episodes.csv") if int(r["agent_step"]) <= checkpoint]
+    args = [*SMALL_APEX, "--coordconv", "--actors", "2", "--timesteps", "2000", "--checkpoint-every", "1000"]
+    assert train.main([*args, "--log-dir", str(log_dir), "--resume"]) == 0
+    assert f"resuming {run} at step {checkpoint:,}" in capsys.readouterr().out
+    after = episode_rows(run / "episodes.csv")
+    assert after[: len(before)] == before
+    assert [int(r["agent_step"]) for r in after] == sorted(int(r["agent_step"]) for r in after)
+    state = json.loads((run / "state.json").read_text())
+    assert state["status"] == "finished" and state["agent_steps"] == 2000
+    assert state["learner_steps"] > learner_steps  # the optimizer and step count went on from the checkpoint
+    assert train.main([*args, "--log-dir", str(log_dir), "--resume", "--actors", "3"]) == 2  # finished
+
+
+def _learner_steps_in(path: Path) -> int:
+    from stable_baselines3 import DQN
+
+    return int(DQN.load(path, device="cpu")._n_updates)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--actors", "0"], "--actors must be at least 1, got 0"),
+        (["--set", "replay_capacity=100"], "replay_capacity (100) must be at least batch_size (512)"),
+        (["--set", "replay_capacity=1000", "--set", "learning_starts=100"], "rows for each of the 16 games"),
+        (
+            ["--set", "replay_capacity=4000", "--set", "learning_starts=2500"],
+            "learning_starts (2,500) must be at most half of replay_capacity (4,000)",
+        ),
+        (["--set", "actors=0"], "actors must be a whole number of at least 1, got 0"),
+        (["--set", "priority_eps=0"], "priority_eps must be a number > 0, got 0"),
+        (["--set", "n_steps=3"], "apex has no hyperparameter 'n_steps'"),
+        (["--actors-on", "slurm"], "unknown --actors-on 'slurm'; choose from local, ray"),
+        (["--ray-address", "auto"], "--ray-address needs --actors-on ray"),
+        (["--actors-on", "ray", "NO_RAY"], "--actors-on ray needs the ray extra: pip install 'rl-coordconv[ray]'"),
+        (["--actors-on", "ray", "--ray-address", "10.255.255.1:1"], "cannot reach a Ray cluster at '10.255.255.1:1'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, args, message):
+    base = ["--algo", "apex", "--game", "Breakout", "--no-progress", "--log-dir", str(tmp_path)]
+    if "NO_RAY" in args:
+        args = [a for a in args if a != "NO_RAY"]
+        monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as if not installed
+    elif "10.255.255.1:1" in args:  # unreachable
+        if importlib.util.find_spec("ray") is None:
+            pytest.skip("the ray extra is not installed")
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    assert train.main([*base, *args]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    ours = [line for line in lines if line.startswith("error: ")]
+    assert len(ours) == 1 and message in ours[0]
+    if "10.255.255.1:1" not in args:  # Ray's C++ client logs its connection retries to stderr itself
+        assert lines == ours
+    assert not list(tmp_path.rglob("config.yaml")), "a refused run must not write anything"
+
+
+def test_a_missing_env_backend_is_one_line_not_three_dead_actors(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "envpool", None)  # import envpool fails as if not installed
+    args = ["--algo", "apex", "--game", "Pong", "--env-backend", "envpool", "--log-dir", str(tmp_path)]
+    assert train.main([*args, "--no-progress"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --env-backend envpool needs the envpool extra: pip install 'rl-coordconv[envpool]'"
+    ]
+    assert not list(tmp_path.rglob("config.yaml"))
+
+
+def test_an_actor_that_keeps_dying_stops_the_run_in_one_line(tmp_path, capsys, monkeypatch):
+    from rl_coordconv.agents.apex import trainer
+    from rl_coordconv.agents.apex.pools import ActorFailure, ActorPool
+
+    class DyingPool(ActorPool):
+        """Every actor dies as soon as it starts."""
+
+        def __init__(self) -> None:
+            self.started: list[tuple[int, int]] = []
+
+        def start(self, spec):
+            self.started.append((spec.index, spec.incarnation))
+
+        def submit(self, index, steps):
+            pass
+
+        def poll(self, timeout):
+            index, incarnation = self.started[-1]
+            return [ActorFailure(index, incarnation, "out of memory")]
+
+        def publish(self, learner):
+            pass
+
+        def close(self):
+            pass
+
+    pool = DyingPool()
+    monkeypatch.setattr(trainer, "make_actor_pool", lambda placement, address: pool)
+    code = train.main([*SMALL_APEX, "--actors", "1", "--timesteps", "800", "--log-dir", str(tmp_path)])
+    assert code == 1 and pool.started == [(0, 0), (0, 1), (0, 2)]
+    assert capsys.readouterr().err.splitlines() == [
+        "error: actor 0 died 3 times in a row: out of memory; no checkpoint yet: --overwrite starts the run over"
+    ]
+
+
+def test_the_old_backend_option_still_places_the_actors_with_a_notice(tmp_path, capsys, monkeypatch):
+    from rl_coordconv.agents.apex import pools
+
+    monkeypatch.setattr(pools, "connect_ray", lambda given, option: (_ for _ in ()).throw(ValueError("asked ray")))
+    assert train.main([*SMALL_APEX, "--log-dir", str(tmp_path), "--backend", "ray"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "note: --backend is now --actors-on; the old name still works",
+        "error: asked ray",
+    ]
