@@ -16,7 +16,7 @@ LAYERS = {
     0: ["layers", "backward", "experiment", "steps", "runs", "logs", "runtime"],
     1: ["extractors", "envs", ""],  # "": the package itself, which re-exports the layers and AtariCNN
     2: ["agents"],
-    3: ["lifecycle", "stats", "results", "figures", "report", "cli"],
+    3: ["lifecycle", "grid", "stats", "results", "figures", "report", "cli"],
 }
 CLIS = {"train", "sweep", "plot", "enjoy", "toy_tasks.__main__", "__main__"}
 TOY_TASKS_MAY_USE = {"layers", "runs", "runtime", "cli", "toy_tasks"}

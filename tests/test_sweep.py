@@ -9,7 +9,8 @@ import sys
 import pytest
 from helpers import FakeRay
 
-from rl_coordconv import sweep
+from rl_coordconv import grid, sweep
+from rl_coordconv.cli import actor_overrides
 from rl_coordconv.experiment import TrainConfig
 from rl_coordconv.runs import RunDir
 from rl_coordconv.train import build_parser
@@ -130,27 +131,37 @@ def test_ray_sweep_joins_rays_default_cluster_and_stops_cleanly_on_ctrl_c(tmp_pa
         fake.address = address
         return fake
 
-    monkeypatch.setattr(sweep, "connect_ray", connect)
+    monkeypatch.setattr(grid, "connect_ray", connect)
     code = sweep.main([*TINY, "--timesteps", "160", "--log-dir", str(tmp_path), "--runs-on", "ray"])
     assert fake.address is None  # Ray's own default: the running cluster it finds, else a new one here
     assert code == 130 and len(fake.cancelled) == 4
     assert "run the same command again to continue" in capsys.readouterr().err
 
 
-def test_a_failed_run_points_at_its_log_only_where_one_is_written(tmp_path, capsys):
-    cell = sweep.Cell(TrainConfig(game="Pong", log_dir=str(tmp_path)), {}, "start", status="failed", returncode=1)
-    assert sweep._summary([cell], logs=True) == 1
+def test_a_failed_run_points_at_its_log(tmp_path, capsys):
+    cell = grid.Cell(TrainConfig(game="Pong", log_dir=str(tmp_path)), {}, "start", status="failed", returncode=1)
+    assert grid._summary([cell]) == 1
     log = tmp_path / "a2c/Pong/conv/seed0/train.log"
     assert f"failed: Pong/conv/seed0 (exit 1); log: {log}" in capsys.readouterr().out
-    assert sweep._summary([cell], logs=False) == 1
-    assert "train.log" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("arm", list(sweep.ARMS))
+def test_a_sweep_passes_ape_x_actor_placement_to_its_runs(tmp_path):
+    args = ["--algo", "apex", "--actors", "2", "--actors-on", "ray", "--ray-address", "auto", "--dry-run"]
+    parsed = sweep.build_parser().parse_args([*args, "--log-dir", str(tmp_path), "--games", "Pong", "--seeds", "0"])
+    base = TrainConfig(
+        algo="apex", log_dir=str(tmp_path), hyperparams=actor_overrides(parsed), actors_on="ray", ray_address="auto"
+    )
+    (cell,) = grid.plan(base, ["Pong"], ["conv"], [0])
+    launched = grid.launch(cell.config, cell.overrides)
+    assert launched is not None
+    assert " ".join(launched).count("--actors-on ray --ray-address auto") == 1 and "actors=2" in launched
+
+
+@pytest.mark.parametrize("arm", list(grid.ARMS))
 def test_each_arm_is_launched_as_the_train_run_of_that_arm(tmp_path, arm):
     base = TrainConfig(timesteps=100, log_dir=str(tmp_path))
-    (cell,) = sweep.plan(base, ["Pong"], [arm], [3])
-    args = build_parser().parse_args(sweep.launch(cell.config, {}))
+    (cell,) = grid.plan(base, ["Pong"], [arm], [3])
+    args = build_parser().parse_args(grid.launch(cell.config, {}))
     relaunched = TrainConfig(
         game=args.game, coordconv=args.coordconv, with_r=args.with_r, coord_layers=args.coord_layers, seed=args.seed
     )
@@ -166,5 +177,5 @@ def test_a_run_another_process_trains_is_left_alone(tmp_path, capsys):
     with run.lock():
         assert sweep.main([*args, "--dry-run"]) == 0
         assert "1 busy" in capsys.readouterr().out
-        assert sweep.launch(config, {}) is None  # a Ray retry does not start a second copy either
+        assert grid.launch(config, {}) is None  # a Ray retry does not start a second copy either
     assert not run.in_use()
