@@ -212,7 +212,7 @@ def bench_ray(counts: list[int], seconds: float, n_envs: int, address: str) -> N
     if address == "local":  # what train --backend ray --ray-address local starts, without the dashboard
         os.environ.setdefault("RAY_worker_niceness", "0")  # as connect_ray does
         ray.init(include_dashboard=False, log_to_driver=False)
-    connect_ray(address)
+    connect_ray(address, option="--ray-actors")
     cpus = ray.cluster_resources().get("CPU", 0)
     print(f"\n### Ray actors ({GAME}, {n_envs} games each, CoordConv, no learner; cluster: {cpus:.0f} CPUs)\n")
     print("| actors | agent steps/s | frames/s | start-up (s) |\n|---:|---:|---:|---:|")

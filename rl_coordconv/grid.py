@@ -241,7 +241,7 @@ def _ray_task(config: TrainConfig, overrides: dict[str, Any]) -> int:
 
 def run_ray(cells: list[Cell], address: str | None, gpus_per_run: float | None = None) -> int:
     """Submit every cell as a Ray task to the cluster at ``address`` (see :func:`connect_ray`)."""
-    ray = connect_ray(address)
+    ray = connect_ray(address, option="--runs-on ray")
     if gpus_per_run is None:
         gpus_per_run = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
     task = ray.remote(num_cpus=1, num_gpus=gpus_per_run, max_retries=2)(_ray_task)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from rl_coordconv import __version__
-from rl_coordconv.agents import algo_spec, resolve_hyperparams
+from rl_coordconv.agents import AlgoSpec, algo_spec, resolve_hyperparams
 from rl_coordconv.agents.trainer import Monitor, Trainer
 from rl_coordconv.envs import BACKENDS, CATCH, canonical_game, frames_per_step, game_protocol
 from rl_coordconv.experiment import (
@@ -45,18 +45,16 @@ from rl_coordconv.runs import (
 )
 from rl_coordconv.runtime import resolve_device
 
-__all__ = ["protocol_mismatch", "resolve_config", "train"]
+__all__ = ["check_settings", "protocol_mismatch", "resolve_config", "train"]
 
 
-def resolve_config(config: TrainConfig, stored: dict[str, Any] | None = None) -> TrainConfig:
-    """Fill in defaults and check every setting; on a resume, take unset values from the stored config.
+def check_settings(config: TrainConfig) -> AlgoSpec:
+    """The checks that need no run directory, made before anything is created; return the algorithm's entry.
 
-    :param config: the settings as given; unset ``timesteps``/``n_envs``/``hyperparams`` are 0/empty
-    :param stored: the ``config.yaml`` of the run being resumed
-    :raises ValueError: a bad setting, or one that differs from the stored run's
+    :raises ValueError: an unknown algorithm or game, or options that do not go together
     """
     spec = algo_spec(config.algo)
-    config.game = canonical_game(config.game)
+    config.game = canonical_game(config.game)  # `pong` and `ALE/Pong-v5` share runs/<algo>/Pong
     resolve_coord_layers(config.coord_layers)
     if config.with_r and not config.coordconv:
         raise ValueError("--with-r needs --coordconv")
@@ -69,6 +67,17 @@ def resolve_config(config: TrainConfig, stored: dict[str, Any] | None = None) ->
         raise ValueError(f"unknown --actors-on {config.actors_on!r}; choose from {', '.join(ACTOR_PLACEMENTS)}")
     if config.ray_address is not None and config.actors_on != "ray":
         raise ValueError("--ray-address needs --actors-on ray")
+    return spec
+
+
+def resolve_config(config: TrainConfig, stored: dict[str, Any] | None = None) -> TrainConfig:
+    """Fill in defaults and check every setting; on a resume, take unset values from the stored config.
+
+    :param config: the settings as given; unset ``timesteps``/``n_envs``/``hyperparams`` are 0/empty
+    :param stored: the ``config.yaml`` of the run being resumed
+    :raises ValueError: a bad setting, or one that differs from the stored run's
+    """
+    spec = check_settings(config)
     if stored is not None:
         for key in ("timesteps", "n_envs"):
             if not getattr(config, key):
@@ -90,9 +99,11 @@ def resolve_config(config: TrainConfig, stored: dict[str, Any] | None = None) ->
             raise ValueError(f"--{key.replace('_', '-')} must be positive, got {value}")
     config.hyperparams = resolve_hyperparams(config.algo, config.hyperparams)
     if stored is not None:
-        mismatch = protocol_mismatch(stored) or identity_mismatch(stored, config)
-        if mismatch is not None:
-            raise ValueError(f"the run in {config.run_dir().path} {mismatch}; resume it as it was or use --overwrite")
+        where = f"the run in {config.run_dir().path}"
+        if (mismatch := protocol_mismatch(stored)) is not None:
+            raise ValueError(f"{where} {mismatch}; use --overwrite to start it over")
+        if (mismatch := identity_mismatch(stored, config)) is not None:
+            raise ValueError(f"{where} {mismatch}; resume it with its own settings or use --overwrite")
     return config
 
 
@@ -122,7 +133,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, co
     """
     if resume and overwrite:
         raise ValueError("--resume and --overwrite contradict each other; pick one")
-    config.game = canonical_game(config.game)  # `pong` and `ALE/Pong-v5` share runs/<algo>/Pong
+    check_settings(config)  # before the lock, which creates the run's parent directories
     run = RunDir(config.run_dir().path)
     with run.lock():
         return _train_locked(run, config, resume, overwrite, command)
@@ -161,7 +172,10 @@ def _record_start(run: RunDir, config: TrainConfig, overwrite: bool, command: st
     if overwrite and run.path.exists():
         shutil.rmtree(run.path)
     run.path.mkdir(parents=True, exist_ok=True)
-    record = {**asdict(config), "arm": config.arm, "protocol": game_protocol(config.game)}
+    record = asdict(config)
+    if not algo_spec(config.algo).has_actors:  # where actors run means nothing without actors
+        del record["actors_on"], record["ray_address"]
+    record.update(arm=config.arm, protocol=game_protocol(config.game))
     record.update(command=command, package_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
     record.update(environment_report())
     run.write_config(record)
@@ -193,10 +207,10 @@ def _train_locked(run: RunDir, config: TrainConfig, resume: bool, overwrite: boo
         recorder = RunRecorder(
             run, start_step=trainer.num_timesteps, wall_offset=wall_offset, frame_skip=frames_per_step(config.game)
         )
-        monitor = Monitor(config, run, recorder, trainer)
         try:
-            trainer.train(config.timesteps, monitor)
-            monitor.close()
+            with Monitor(config, run, recorder, trainer) as monitor:
+                trainer.train(config.timesteps, monitor)
+                monitor.log_final()
             atomic_write_bytes(run.final_model_path, trainer.model_bytes())
             run.write_state(
                 "finished", trainer.num_timesteps, **trainer.run_state(), wall_time=round(recorder.elapsed(), 1)

@@ -56,7 +56,7 @@ def resolve_device(device: str) -> torch.device:
         raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from error
 
 
-def connect_ray(address: str | None, option: str = "--runs-on ray") -> ModuleType:
+def connect_ray(address: str | None, *, option: str) -> ModuleType:
     """Import Ray (an optional extra) and join the cluster at ``address``.
 
     :param address: None (Ray's own default: the cluster in ``RAY_ADDRESS`` or the one ``ray start``

@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(renamed_option(argv, "--backend", "--actors-on"))
 
     def work() -> None:
-        config = _config(args)
-        from rl_coordconv.lifecycle import train  # PyTorch loads here: --help and bad options answer at once
+        config = _config(args)  # PyTorch loads here (the registry): --help answers at once
+        from rl_coordconv.lifecycle import train
         from rl_coordconv.runtime import tune_malloc
 
         tune_malloc()

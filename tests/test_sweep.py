@@ -127,7 +127,7 @@ def test_ray_backend_without_a_cluster_is_a_clear_error(tmp_path, capsys):
 def test_ray_sweep_joins_rays_default_cluster_and_stops_cleanly_on_ctrl_c(tmp_path, capsys, monkeypatch):
     fake = FakeRay()
 
-    def connect(address):
+    def connect(address, option):
         fake.address = address
         return fake
 

@@ -154,8 +154,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert code == 2
     assert message in err and err.startswith("error: ") and err.count("\n") == 1
     assert not list(tmp_path.rglob("*.zip")) and not list(tmp_path.rglob("config.yaml")), "a refused run writes nothing"
-    if args[0] == "--game":
-        assert not list(tmp_path.iterdir()), "an unknown game makes no run directory"
+    if args[0] in ("--game", "--algo", "--with-r"):  # refused before the run directory is looked at
+        assert not list(tmp_path.iterdir()), "a setting refused on its own makes no directory"
 
 
 def test_every_spelling_of_a_game_names_the_same_run(tmp_path, capsys):
@@ -195,7 +195,7 @@ def test_resume_refuses_a_missing_or_corrupt_checkpoint_and_changed_settings(tmp
     # make it look interrupted
     (run / "state.json").write_text(json.dumps({"status": "running", "agent_steps": 400}))
     assert train.main([*args, "--resume", "--timesteps", "900"]) == 2
-    assert "was made with timesteps=800, not 900; resume it as it was or use --overwrite" in capsys.readouterr().err
+    assert "was made with timesteps=800, not 900; resume it with its own settings or use --overwrite" in capsys.readouterr().err
     (run / "checkpoints" / "latest.json").write_text("{not json")
     assert train.main([*args, "--resume"]) == 2
     assert "cannot resume" in capsys.readouterr().err
@@ -215,6 +215,7 @@ def test_resume_refuses_a_missing_or_corrupt_checkpoint_and_changed_settings(tmp
 def test_apex_options_are_refused_for_other_algos(tmp_path, capsys, args, message):
     assert train.main(["--algo", "a2c", "--log-dir", str(tmp_path), *args]) == 2
     assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "refused before the run directory is looked at"
 
 
 def test_a_run_in_use_by_another_process_is_refused(tmp_path, capsys):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from rl_coordconv.envs import make_atari_vec_env
 from rl_coordconv.experiment import CoordLayers, TrainConfig
 from rl_coordconv.extractors import AtariCNN, atari_policy_kwargs
 from rl_coordconv.runs import RunStateError
+
+if TYPE_CHECKING:
+    from rl_coordconv.agents.registry import AlgoSpec
 
 __all__ = ["SB3Trainer", "make_sb3_model", "schedule"]
 
@@ -44,7 +47,7 @@ def schedule(key: str, value: Any) -> Any:
 
 
 def make_sb3_model(
-    spec: Any,
+    spec: AlgoSpec,
     env: VecEnv,
     hyperparams: Mapping[str, Any],
     coordconv: bool = False,
@@ -121,10 +124,10 @@ class SB3Trainer(Trainer):
         return make_atari_vec_env(config.game, config.n_envs, seed=config.seed + start_step, backend=config.env_backend)
 
     @classmethod
-    def build(cls, spec: Any, config: TrainConfig, device: torch.device) -> SB3Trainer:
+    def build(cls, spec: AlgoSpec, config: TrainConfig, device: torch.device) -> SB3Trainer:
         env = cls._env(config, 0)
         try:
-            model = make_sb3_model(
+            model = spec.make(
                 spec,
                 env,
                 config.hyperparams,
@@ -141,7 +144,7 @@ class SB3Trainer(Trainer):
 
     @classmethod
     def restore(
-        cls, spec: Any, config: TrainConfig, device: torch.device, model: Path, state: dict[str, Any]
+        cls, spec: AlgoSpec, config: TrainConfig, device: torch.device, model: Path, state: dict[str, Any]
     ) -> SB3Trainer:
         env = cls._env(config, int(state["step"]))
         try:
@@ -172,8 +175,9 @@ class SB3Trainer(Trainer):
         return f"{self.env.num_envs} envs, {n_params:,} parameters"
 
     def scalars(self, seconds: float) -> dict[str, float]:
-        values = {}
-        for key, value in self.model.logger.name_to_value.items():
+        logger = getattr(self.model, "_logger", None)  # SB3 makes it when learn() starts
+        values: dict[str, float] = {}
+        for key, value in ({} if logger is None else logger.name_to_value).items():
             if key == "train/learning_rate":
                 values["charts/learning_rate"] = value
             elif key.startswith("train/") and key != "train/n_updates":

@@ -16,7 +16,7 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ import torch
 from rl_coordconv.experiment import TrainConfig
 from rl_coordconv.logs import RunRecorder
 from rl_coordconv.runs import RunDir, rng_state
+
+if TYPE_CHECKING:
+    from rl_coordconv.agents.registry import AlgoSpec
 
 __all__ = ["Monitor", "Trainer"]
 
@@ -40,13 +43,13 @@ class Trainer(ABC):
 
     @classmethod
     @abstractmethod
-    def build(cls, spec: Any, config: TrainConfig, device: torch.device) -> Trainer:
+    def build(cls, spec: AlgoSpec, config: TrainConfig, device: torch.device) -> Trainer:
         """A new run of ``config`` (resolved) for the registry entry ``spec``."""
 
     @classmethod
     @abstractmethod
     def restore(
-        cls, spec: Any, config: TrainConfig, device: torch.device, model: Path, state: dict[str, Any]
+        cls, spec: AlgoSpec, config: TrainConfig, device: torch.device, model: Path, state: dict[str, Any]
     ) -> Trainer:
         """The run continued from a checkpoint's model file and its state (step, RNG states, extras)."""
 
@@ -91,7 +94,7 @@ class Monitor:
 
     The trainer calls :meth:`episode` for each finished game and :meth:`tick` wherever a
     checkpoint may be taken (SB3: before each rollout; Ape-X: each pass of its loop), where every
-    step it counted has been trained on.
+    step it counted has been trained on. A context manager: leaving it closes the progress bar.
 
     :param config: the run's settings (budget, cadences, progress bar)
     :param run: its directory
@@ -136,10 +139,22 @@ class Monitor:
             self.next_checkpoint = self._after(step, self.config.checkpoint_every)
         self._report(step)
 
-    def close(self) -> None:
-        """The last scalars; close the progress bar."""
+    def log_final(self) -> None:
+        """The scalars of the last stretch, when the run has gone on since the last log."""
         if self.trainer.num_timesteps > self._last_log[0]:
             self.log_scalars()
+
+    def note(self, text: str) -> None:
+        """A line for the user (an actor restarted, ...) that does not break the progress bar."""
+        if self._progress is not None:
+            self._progress.write(text)
+        else:
+            print(text, flush=True)
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.close()
 
@@ -174,13 +189,15 @@ class Monitor:
         self.run.write_state("running", trainer.num_timesteps, **trainer.run_state())
 
     def _report(self, step: int) -> None:
+        if self._progress is None and step < self._next_report:
+            return
         recent = self.recorder.recent_returns[-10:]
         mean = f"{np.mean(recent):.1f}" if recent else "–"
         note = self.trainer.progress_note()
         if self._progress is not None:
             self._progress.update(step - self._progress.n)
             self._progress.set_postfix_str(f"{note}  return(last 10) {mean}".strip(), refresh=False)
-        elif step >= self._next_report:
+        else:
             done = 100 * step / self.config.timesteps
             rate = (step - self.start_step) / max(self.recorder.elapsed() - self.recorder.wall_offset, 1e-9)
             note = f"  {note}" if note else ""

@@ -46,6 +46,8 @@ class ActorFailure:
 class ActorPool(ABC):
     """Where the actors run. The trainer starts them, orders steps, and collects outputs and failures."""
 
+    placement: str  # an ACTOR_PLACEMENTS name, for the run's header
+
     @abstractmethod
     def start(self, spec: ActorSpec) -> None:
         """Start actor ``spec.index`` (replacing a dead one in that slot)."""
@@ -111,6 +113,8 @@ class _LocalActor:
 
 class LocalActorPool(ActorPool):
     """Actors as spawned processes on this machine (see the module docstring)."""
+
+    placement = "local"
 
     def __init__(self) -> None:
         # A fork server that has imported this module (torch, SB3, ALE) forks each actor in
@@ -205,6 +209,8 @@ class RayActorPool(ActorPool):
 
     :param ray: the ``ray`` module, already connected (:func:`~rl_coordconv.runtime.connect_ray`)
     """
+
+    placement = "ray"
 
     def __init__(self, ray: ModuleType) -> None:
         self.ray = ray

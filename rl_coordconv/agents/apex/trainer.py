@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from rl_coordconv.agents.trainer import Monitor, Trainer
 from rl_coordconv.envs import make_atari_vec_env
 from rl_coordconv.experiment import CoordLayers, TrainConfig
 from rl_coordconv.runs import RunStateError, TrainingFailed
+
+if TYPE_CHECKING:
+    from rl_coordconv.agents.registry import AlgoSpec
 
 __all__ = ["ApexTrainer"]
 
@@ -96,7 +99,7 @@ class ApexTrainer(Trainer):
     # building and restoring ----------------------------------------------------------------------
 
     @classmethod
-    def build(cls, spec: Any, config: TrainConfig, device: torch.device) -> ApexTrainer:
+    def build(cls, spec: AlgoSpec, config: TrainConfig, device: torch.device) -> ApexTrainer:
         # The actors build their games in their own processes, where a bad --env-backend (or a
         # missing envpool) would kill them three times over; one game here fails first, in one line.
         make_atari_vec_env(config.game, 1, seed=config.seed, backend=config.env_backend).close()
@@ -120,7 +123,7 @@ class ApexTrainer(Trainer):
 
     @classmethod
     def restore(
-        cls, spec: Any, config: TrainConfig, device: torch.device, model: Path, state: dict[str, Any]
+        cls, spec: AlgoSpec, config: TrainConfig, device: torch.device, model: Path, state: dict[str, Any]
     ) -> ApexTrainer:
         """Continue from a checkpoint: its model and optimizer, step counts and replay sampling RNG.
 
@@ -130,12 +133,12 @@ class ApexTrainer(Trainer):
         trainer = cls.build(spec, config, device)
         try:
             trainer.learner = ApexLearner.load(model, trainer.config, trainer.device)
-        except Exception as error:  # SB3 raises many kinds on a damaged zip
+            trainer.num_timesteps = int(state["step"])
+            trainer.restarts = int(state["apex"]["restarts"])
+            trainer._replay_rng = state["apex"]["replay_rng"]
+        except Exception as error:  # SB3 raises many kinds on a damaged zip; an old state lacks keys
             trainer.close()
-            raise RunStateError(f"cannot load checkpoint {model}: {error}") from error
-        trainer.num_timesteps = int(state["step"])
-        trainer.restarts = int(state["apex"]["restarts"])
-        trainer._replay_rng = state["apex"]["replay_rng"]
+            raise RunStateError(f"cannot load checkpoint {model}: {error!r}") from error
         trainer._logged_learner_steps = trainer.learner.steps
         return trainer
 
@@ -160,17 +163,15 @@ class ApexTrainer(Trainer):
     def describe(self) -> str:
         n_params = sum(p.numel() for p in self.learner.policy.q_net.parameters())
         epsilons = self.config.epsilons()
-        where = "ray" if type(self.pool).__name__ == "RayActorPool" else "local"
         return (
-            f"{self.config.actors} actors ({where}) × {self.n_envs} envs, "
+            f"{self.config.actors} actors ({self.pool.placement}) × {self.n_envs} envs, "
             f"ε {epsilons[0]:.3g}…{epsilons[-1]:.3g}, {n_params:,} parameters"
         )
 
     def scalars(self, seconds: float) -> dict[str, float]:
-        assert self.replay is not None
         values = {
             "charts/learner_steps_per_s": (self.learner.steps - self._logged_learner_steps) / seconds,
-            "charts/replay_size": float(self.replay.size),
+            "charts/replay_size": float(0 if self.replay is None else self.replay.size),
             "charts/actor_restarts": float(self.restarts),
         }
         if self._metrics:
@@ -261,7 +262,7 @@ class ApexTrainer(Trainer):
                     orders[index].clear()
                     incarnations[index] += 1
                     self.restarts += 1
-                    print(f"  actor {index} died ({event.reason}); restarting it", flush=True)
+                    monitor.note(f"  actor {index} died ({event.reason}); restarting it")
                     start(index)
                     continue
                 failures[index] = 0

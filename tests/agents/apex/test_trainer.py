@@ -126,6 +126,8 @@ def test_an_actor_that_keeps_dying_stops_the_run_in_one_line(tmp_path, capsys, m
     class DyingPool(ActorPool):
         """Every actor dies as soon as it starts."""
 
+        placement = "nowhere"
+
         def __init__(self) -> None:
             self.started: list[tuple[int, int]] = []
 
