@@ -195,7 +195,10 @@ def test_resume_refuses_a_missing_or_corrupt_checkpoint_and_changed_settings(tmp
     # make it look interrupted
     (run / "state.json").write_text(json.dumps({"status": "running", "agent_steps": 400}))
     assert train.main([*args, "--resume", "--timesteps", "900"]) == 2
-    assert "was made with timesteps=800, not 900; resume it with its own settings or use --overwrite" in capsys.readouterr().err
+    assert (
+        "was made with timesteps=800, not 900; resume it with its own settings or use --overwrite"
+        in capsys.readouterr().err
+    )
     (run / "checkpoints" / "latest.json").write_text("{not json")
     assert train.main([*args, "--resume"]) == 2
     assert "cannot resume" in capsys.readouterr().err
