@@ -18,6 +18,18 @@ def pytest_configure(config) -> None:
     torch.set_num_threads(2)
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``cuda`` run where there is a CUDA device, and are skipped elsewhere."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="no CUDA device")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def local_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One short CoordConv Ape-X run with 2 local actors, and what it printed: trained once, read

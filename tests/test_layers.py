@@ -18,7 +18,7 @@ from rl_coordconv.layers import (
     coordinate_grid,
 )
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 
 def test_coordinates_exact_on_rectangular_input():
@@ -289,9 +289,8 @@ def test_no_weight_change_serves_a_stale_coordinate_term(change, mode):
     torch.testing.assert_close(after, expected, rtol=0, atol=1e-5 * float(expected.abs().max()))
 
 
+@pytest.mark.cuda
 def test_coordinate_term_follows_a_move_to_the_device(device="cuda"):
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
     torch.manual_seed(2)
     layer = CoordConv2d(4, 8, 8, stride=4)
     x = torch.rand(3, 4, 84, 84)
