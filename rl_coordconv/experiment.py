@@ -33,7 +33,18 @@ MAX_SEED = 2**30
 ACTOR_PLACEMENTS = ("local", "ray")
 
 # Settings that define an experiment: a resume must not change them, a sweep must not mix them.
-IDENTITY = ("algo", "game", "coordconv", "with_r", "coord_layers", "seed", "timesteps", "n_envs", "hyperparams")
+IDENTITY = (
+    "algo",
+    "game",
+    "coordconv",
+    "with_r",
+    "coord_layers",
+    "head",
+    "seed",
+    "timesteps",
+    "n_envs",
+    "hyperparams",
+)
 
 
 def resolve_coord_layers(coord_layers: CoordLayers) -> tuple[int, ...]:
@@ -53,17 +64,19 @@ def resolve_coord_layers(coord_layers: CoordLayers) -> tuple[int, ...]:
     return layers
 
 
-def arm_name(coordconv: bool, with_r: bool = False, coord_layers: CoordLayers = "first") -> str:
-    """Directory name of an arm: ``conv``, ``coordconv``, ``coordconv_r``, ``coordconv_all`` …"""
+def arm_name(coordconv: bool, with_r: bool = False, coord_layers: CoordLayers = "first", head: str = "flatten") -> str:
+    """Directory name of an arm: ``conv``, ``coordconv``, ``coordconv_r``, ``coordconv_all``, and
+    ``conv_pool``, ``coordconv_pool`` … with the pooled head (the Nature CNN's flatten head adds nothing)."""
+    pool = "_pool" if head == "pool" else ""
     if not coordconv:
-        return "conv"
+        return "conv" + pool
     layers = resolve_coord_layers(coord_layers)
     name = "coordconv"
     if layers == (0, 1, 2):
         name += "_all"
     elif layers != (0,):
         name += "_layers" + "".join(str(i) for i in layers)
-    return name + ("_r" if with_r else "")
+    return name + ("_r" if with_r else "") + pool
 
 
 @dataclass
@@ -75,6 +88,7 @@ class TrainConfig:
     coordconv: bool = False  # the CoordConv arm
     with_r: bool = False  # add the radius channel
     coord_layers: str | list[int] = "first"  # which convolutions get coordinates
+    head: str = "flatten"  # flatten (the Nature CNN) or pool: the last conv map averaged over space
     seed: int = 0
     timesteps: int = 0  # agent steps (frames = 4 × steps on Atari); 0 = the algorithm's default
     n_envs: int = 0  # 0 = the algorithm's default (games per actor for Ape-X)
@@ -90,7 +104,7 @@ class TrainConfig:
 
     @property
     def arm(self) -> str:
-        return arm_name(self.coordconv, self.with_r, self.coord_layers)
+        return arm_name(self.coordconv, self.with_r, self.coord_layers, self.head)
 
     def run_dir(self) -> RunDir:
         return RunDir.for_run(Path(self.log_dir), self.algo, self.game, self.arm, self.seed)
@@ -105,8 +119,9 @@ def identity_mismatch(stored: dict[str, Any], config: TrainConfig) -> str | None
 
     :return: e.g. ``"was made with timesteps=800, not 900"`` (the first setting that differs)
     """
-    mine = config.identity()
+    mine, defaults = config.identity(), TrainConfig().identity()
     for key in IDENTITY:
-        if stored.get(key) != mine[key]:
-            return f"was made with {key}={stored.get(key)!r}, not {mine[key]!r}"
+        theirs = stored.get(key, defaults[key] if key == "head" else None)  # runs before heads were flatten
+        if theirs != mine[key]:
+            return f"was made with {key}={theirs!r}, not {mine[key]!r}"
     return None

@@ -14,6 +14,7 @@ from typing import Any
 
 import gymnasium as gym
 import torch
+import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -23,10 +24,12 @@ from rl_coordconv.backward import accumulate_grad, conv2d_backward, conv_output_
 from rl_coordconv.experiment import CoordLayers, resolve_coord_layers
 from rl_coordconv.layers import CoordConv2d, coord_weight_ratio
 
-__all__ = ["ALGOS_WITH_EXTRACTOR", "AtariCNN", "atari_policy_kwargs"]
+__all__ = ["ALGOS_WITH_EXTRACTOR", "HEADS", "AtariCNN", "atari_policy_kwargs"]
 
 # (out_channels, kernel, stride) of the Nature CNN's three convolutions.
 _NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+# What sits between the last convolution and the dense layer (see AtariCNN's head parameter).
+HEADS = ("flatten", "pool")
 
 
 class AtariCNN(BaseFeaturesExtractor):
@@ -38,6 +41,10 @@ class AtariCNN(BaseFeaturesExtractor):
     :param with_r: give those layers the radius channel as well
     :param coord_layers: ``"first"`` (the paper: the first layer of the network), ``"all"``, or
         conv indices in ``0..2``; ignored when ``coordconv`` is false
+    :param head: ``"flatten"`` (the Nature CNN: the last conv map, flattened, into the dense layer,
+        which gives every screen position its own weights) or ``"pool"`` (the last conv map averaged
+        over space first, so a plain conv trunk cannot tell where beyond its 36 × 36-pixel
+        receptive field a feature is, while a CoordConv trunk still can)
     :param normalized_image: the observations are already scaled (as in SB3's ``NatureCNN``)
     """
 
@@ -48,6 +55,7 @@ class AtariCNN(BaseFeaturesExtractor):
         coordconv: bool = False,
         with_r: bool = False,
         coord_layers: CoordLayers = "first",
+        head: str = "flatten",
         normalized_image: bool = False,
     ) -> None:
         if not (
@@ -61,7 +69,10 @@ class AtariCNN(BaseFeaturesExtractor):
             )
         if with_r and not coordconv:
             raise ValueError("with_r=True needs coordconv=True")
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; choose from {', '.join(HEADS)}")
         super().__init__(observation_space, features_dim)
+        self.head = head
         self.coordconv = coordconv
         self.with_r = with_r
         self.coord_layers = resolve_coord_layers(coord_layers) if coordconv else ()
@@ -76,6 +87,8 @@ class AtariCNN(BaseFeaturesExtractor):
                 conv = nn.Conv2d(in_channels, out_channels, kernel_size=kernel, stride=stride, padding=0)
             layers += [conv, nn.ReLU()]
             in_channels = out_channels
+        if head == "pool":
+            layers.append(nn.AdaptiveAvgPool2d(1))
         layers.append(nn.Flatten())
         self.cnn = nn.Sequential(*layers)
 
@@ -96,13 +109,18 @@ class AtariCNN(BaseFeaturesExtractor):
         these instead of running the forward a second time.
 
         :return: ``(features, [a1, a2, a3_flat])``: the post-ReLU outputs of the first two
-            convolutions and the flattened output of the third
+            convolutions and the flattened output of the third; with the pooled head
+            ``[a1, a2, a3, pooled]``, the third's output and its spatial mean
         """
         x = observations.contiguous(memory_format=torch.channels_last)
         conv1, conv2, conv3 = self._convs()
         a1 = torch.relu(conv1(x))
         a2 = torch.relu(conv2(a1))
-        a3_flat = torch.relu(conv3(a2)).flatten(1)
+        a3 = torch.relu(conv3(a2))
+        if self.head == "pool":
+            pooled = F.adaptive_avg_pool2d(a3, 1).flatten(1)  # the op forward() runs
+            return self.linear(pooled), [a1, a2, a3, pooled]
+        a3_flat = a3.flatten(1)
         return self.linear(a3_flat), [a1, a2, a3_flat]
 
     def _convs(self) -> tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d]:
@@ -116,15 +134,21 @@ class AtariCNN(BaseFeaturesExtractor):
         The same convolution-backward kernels autograd calls, without a second forward pass.
         """
         x = observations.contiguous(memory_format=torch.channels_last)
-        a1, a2, a3_flat = cache
+        a1, a2, *last = cache
         conv1, conv2, conv3 = self._convs()
         linear: nn.Linear = self.linear[0]  # type: ignore[assignment]
         g = torch.ops.aten.threshold_backward(grad, features, 0)
         assert linear.bias is not None
-        accumulate_grad(linear.weight, g.t() @ a3_flat)
+        accumulate_grad(linear.weight, g.t() @ last[-1])  # last[-1]: what the dense layer read
         accumulate_grad(linear.bias, g.sum(0))
-        g = torch.ops.aten.threshold_backward(g @ linear.weight, a3_flat, 0)
-        g = g.view(-1, *conv_output_shape(conv3, a2)).contiguous(memory_format=torch.channels_last)
+        g = g @ linear.weight
+        if self.head == "pool":  # the mean over H×W spreads each channel's gradient evenly
+            a3 = last[0]
+            g = (g / (a3.shape[-2] * a3.shape[-1]))[:, :, None, None].expand_as(a3)
+            g = torch.ops.aten.threshold_backward(g.contiguous(memory_format=torch.channels_last), a3, 0)
+        else:
+            g = torch.ops.aten.threshold_backward(g, last[0], 0)
+            g = g.view(-1, *conv_output_shape(conv3, a2)).contiguous(memory_format=torch.channels_last)
         g = torch.ops.aten.threshold_backward(conv2d_backward(conv3, a2, g), a2, 0)
         g = torch.ops.aten.threshold_backward(conv2d_backward(conv2, a1, g), a1, 0)
         conv2d_backward(conv1, x, g, input_grad=False)
@@ -148,6 +172,7 @@ def atari_policy_kwargs(
     with_r: bool = False,
     coord_layers: CoordLayers = "first",
     features_dim: int = 512,
+    head: str = "flatten",
 ) -> dict[str, Any]:
     """``policy_kwargs`` that put :class:`AtariCNN` into an SB3 / sb3-contrib algorithm.
 
@@ -161,6 +186,7 @@ def atari_policy_kwargs(
     :param with_r: add the radius channel
     :param coord_layers: see :class:`AtariCNN`
     :param features_dim: width of the features layer
+    :param head: ``flatten`` (Nature CNN) or ``pool`` (see :class:`AtariCNN`)
     :return: a dict to pass as ``policy_kwargs``
     """
     if algo not in ALGOS_WITH_EXTRACTOR:
@@ -169,7 +195,7 @@ def atari_policy_kwargs(
     return dict(
         features_extractor_class=AtariCNN,
         features_extractor_kwargs=dict(
-            features_dim=features_dim, coordconv=coordconv, with_r=with_r, coord_layers=coord_layers
+            features_dim=features_dim, coordconv=coordconv, with_r=with_r, coord_layers=coord_layers, head=head
         ),
         net_arch=net_arch,
     )

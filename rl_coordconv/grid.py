@@ -10,11 +10,13 @@ tasks on a cluster. ``python -m rl_coordconv.sweep`` is the command line over it
 from __future__ import annotations
 
 import contextlib
+import itertools
 import shlex
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -82,11 +84,11 @@ def launch(config: TrainConfig, overrides: dict[str, Any]) -> list[str] | None:
     if action == "restart":  # died before its first checkpoint: nothing to keep
         shutil.rmtree(config.run_dir().path)
     c = config
-    coordconv, with_r, layers = ARMS[c.arm]
+    coordconv, with_r, layers = ARMS[arm_name(c.coordconv, c.with_r, c.coord_layers)]
     args = ["--algo", c.algo, "--game", c.game, "--seed", str(c.seed), "--timesteps", str(c.timesteps)]
     args += ["--n-envs", str(c.n_envs), "--env-backend", c.env_backend, "--device", c.device]
     args += ["--log-dir", c.log_dir, "--checkpoint-every", str(c.checkpoint_every), "--no-progress"]
-    args += ["--coordconv"] * coordconv + ["--with-r"] * with_r + ["--coord-layers", layers]
+    args += ["--coordconv"] * coordconv + ["--with-r"] * with_r + ["--coord-layers", layers, "--head", c.head]
     if c.actors_on != "local":
         args += ["--actors-on", c.actors_on] + (["--ray-address", c.ray_address] if c.ray_address else [])
     for key, value in overrides.items():
@@ -94,8 +96,10 @@ def launch(config: TrainConfig, overrides: dict[str, Any]) -> list[str] | None:
     return [*args, "--resume"] if action == "resume" else args
 
 
-def plan(base: TrainConfig, games: list[str], arms: list[str], seeds: list[int]) -> list[Cell]:
-    """Expand the grid and decide, from each run directory, what to do with every cell.
+def plan(
+    base: TrainConfig, games: list[str], arms: list[str], seeds: list[int], heads: Sequence[str] = ("flatten",)
+) -> list[Cell]:
+    """Expand the grid (seeds × games × heads × arms) and decide, from each run directory, what to do with every cell.
 
     :raises ValueError: unknown arm, or an existing run made with other settings
     """
@@ -104,13 +108,11 @@ def plan(base: TrainConfig, games: list[str], arms: list[str], seeds: list[int])
             raise ValueError(f"unknown arm {arm!r}; choose from {', '.join(ARMS)}")
     cells = []
     # Seeds outermost: a sweep stopped a third of the way has every game and arm once, not a third of the games.
-    for seed in seeds:
-        for game in games:
-            for arm in arms:
-                coordconv, with_r, layers = ARMS[arm]
-                config = replace(base, game=game, coordconv=coordconv, with_r=with_r, coord_layers=layers, seed=seed)
-                config = resolve_config(replace(config, hyperparams=dict(base.hyperparams)))
-                cells.append(Cell(config, dict(base.hyperparams), _decide(config)))
+    for seed, game, head, arm in itertools.product(seeds, games, heads, arms):
+        coordconv, with_r, layers = ARMS[arm]
+        config = replace(base, game=game, coordconv=coordconv, with_r=with_r, coord_layers=layers, head=head, seed=seed)
+        config = resolve_config(replace(config, hyperparams=dict(base.hyperparams)))
+        cells.append(Cell(config, dict(base.hyperparams), _decide(config)))
     return cells
 
 

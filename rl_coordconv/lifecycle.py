@@ -33,6 +33,7 @@ from rl_coordconv.experiment import (
     identity_mismatch,
     resolve_coord_layers,
 )
+from rl_coordconv.extractors import HEADS
 from rl_coordconv.logs import EpisodeLog, RunRecorder
 from rl_coordconv.runs import (
     RunDir,
@@ -56,6 +57,8 @@ def check_settings(config: TrainConfig) -> AlgoSpec:
     spec = algo_spec(config.algo)
     config.game = canonical_game(config.game)  # `pong` and `ALE/Pong-v5` share runs/<algo>/Pong
     resolve_coord_layers(config.coord_layers)
+    if config.head not in HEADS:
+        raise ValueError(f"unknown --head {config.head!r}; choose from {', '.join(HEADS)}")
     if config.with_r and not config.coordconv:
         raise ValueError("--with-r needs --coordconv")
     if not spec.has_actors and (config.actors_on != "local" or config.ray_address is not None):

@@ -43,7 +43,7 @@ class _Grid:
     runs: list[Run]
     unfinished: list[Run]
     games: list[str]  # planned or found, in alphabetical order
-    arms: list[str]  # conv first: the baseline of every comparison
+    arms: list[str]  # conv first: the baseline of every comparison (then the pooled head's arms, conv_pool first)
     seeds: list[int]
     missing: list[tuple[str, str, int]]  # (game, arm, seed) with no run directory at all
 
@@ -72,7 +72,8 @@ def _grid(
     if not allow_mixed:
         check_consistent(runs)
     games = sorted({r.game for r in runs} | set(expect_games or ()), key=lambda g: g.lower())
-    arms = sorted({r.arm for r in runs}, key=lambda a: (a != "conv", a))
+    # flatten-head arms, then pooled ones; within each, the conv arm first (the baseline)
+    arms = sorted({r.arm for r in runs}, key=lambda a: (a.endswith("_pool"), a.removesuffix("_pool") != "conv", a))
     seeds = sorted({r.seed for r in all_runs} | set(expect_seeds or ()))
     present = {(r.game, r.arm, r.seed) for r in all_runs}
     missing = [(g, a, s) for g in games for a in arms for s in seeds if (g, a, s) not in present]
@@ -142,7 +143,25 @@ def _final_score_table(scores: Scores, grid: _Grid, last_k: int) -> list[str]:
         if len(arms) == 2:
             row += _comparison(scores, game, arms)
         lines.append("| " + " | ".join(row) + " |")
+    if len(arms) > 2 and (pairs := _pairs(arms)):
+        lines += ["", "Each CoordConv arm against the conv arm with the same head:", ""]
+        lines += ["| game | comparison | difference [95% CI] | p | verdict |", "|---|---|---|---|---|"]
+        for game in grid.games:
+            for pair in pairs:
+                lines.append(
+                    f"| {game} | {pair[1]} − {pair[0]} | " + " | ".join(_comparison(scores, game, pair)) + " |"
+                )
     return lines
+
+
+def _pairs(arms: list[str]) -> list[list[str]]:
+    """[baseline, arm] for each CoordConv arm whose conv arm with the same head is among ``arms``."""
+    pairs = []
+    for arm in arms:
+        baseline = "conv_pool" if arm.endswith("_pool") else "conv"
+        if arm.startswith("coordconv") and baseline in arms:
+            pairs.append([baseline, arm])
+    return pairs
 
 
 def _per_seed_table(grid: _Grid, last_k: int) -> list[str]:

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--games", nargs="+", default=["atari9"], help="game names and/or atari9")
     parser.add_argument("--arms", nargs="+", default=["conv", "coordconv"], help=f"from {', '.join(ARMS)}")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one run per seed, game and arm")
+    parser.add_argument(
+        "--head", nargs="+", default=["flatten"], help="flatten and/or pool: each arm with each head (see train)"
+    )
     parser.add_argument("--timesteps", default=None, help="agent steps per run, e.g. 2M (default: the algo's)")
     parser.add_argument("--n-envs", type=int, default=None, help="parallel envs per run (default: the algo's)")
     add_run_options(parser)
@@ -93,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             # a run on Ray starts its actors in the cluster it runs in
             ray_address=args.ray_address if args.actors_on == "ray" and args.runs_on == "local" else None,
         )
-        cells = plan(base, resolve_games(args.games), args.arms, sorted(set(args.seeds)))
+        cells = plan(
+            base, resolve_games(args.games), args.arms, sorted(set(args.seeds)), list(dict.fromkeys(args.head))
+        )
         todo = {
             action: sum(c.action == action for c in cells) for action in ("start", "resume", "restart", "skip", "busy")
         }

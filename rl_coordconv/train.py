@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--coord-layers", default="first", help="with --coordconv: first, all, or conv indices like 0,2"
     )
+    parser.add_argument(
+        "--head",
+        default="flatten",
+        help="flatten (the Nature CNN) or pool (the last conv map averaged over space: position "
+        "beyond the last layer's receptive field is lost to a plain conv trunk)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds the network, the envs and the run's directory name")
     parser.add_argument("--timesteps", default=None, help="agent steps, e.g. 1e6 or 10M (default: the algo's)")
     parser.add_argument(
@@ -75,6 +81,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         coordconv=args.coordconv,
         with_r=args.with_r,
         coord_layers=layers,
+        head=args.head,
         seed=args.seed,
         timesteps=parse_steps(args.timesteps) if args.timesteps is not None else 0,
         n_envs=args.n_envs if args.n_envs is not None else 0,

@@ -155,8 +155,15 @@ def test_q_heads_sit_directly_on_the_features(algo):
 
 @pytest.mark.parametrize(
     "options",
-    [dict(), dict(coordconv=True), dict(coordconv=True, with_r=True), dict(coordconv=True, coord_layers="all")],
-    ids=["conv", "coordconv", "coordconv_r", "coordconv_all"],
+    [
+        dict(),
+        dict(coordconv=True),
+        dict(coordconv=True, with_r=True),
+        dict(coordconv=True, coord_layers="all"),
+        dict(head="pool"),
+        dict(coordconv=True, head="pool"),
+    ],
+    ids=["conv", "coordconv", "coordconv_r", "coordconv_all", "conv_pool", "coordconv_pool"],
 )
 def test_replayed_backward_equals_autograd(options):
     torch.manual_seed(0)
@@ -209,3 +216,46 @@ def test_a_coordconv_target_network_serves_the_weights_it_was_given(algo, tau):
         torch.testing.assert_close(target(obs), fresh(obs))
         if tau == 1.0:
             torch.testing.assert_close(target(obs), online(obs))
+
+
+def _shifted_pattern(shift: int) -> torch.Tensor:
+    """A random 12 × 12 patch on a zero 84 × 84 frame stack, ``shift`` pixels right of and below (30, 30).
+
+    The last layer's 7 × 7 units see 36-pixel windows 8 pixels apart: units 0–5 of each axis see the
+    patch at 30, units 1–6 the patch at 38, so every unit that sees it has a twin after the shift.
+    """
+    torch.manual_seed(5)
+    x = torch.zeros(1, 4, 84, 84, dtype=torch.float64)
+    x[..., 30 + shift : 42 + shift, 30 + shift : 42 + shift] = torch.rand(1, 4, 12, 12, dtype=torch.float64)
+    return x
+
+
+def test_the_pooled_head_is_translation_invariant_in_the_conv_arm_only():
+    """Shifted by a multiple of the trunk's total stride (4 × 2 × 1 = 8 pixels), with zero borders all
+    round, a pattern gives a plain conv trunk the same last-layer activations in other places: after
+    the spatial mean the features are equal. CoordConv sees where the pattern went."""
+    for coordconv in (False, True):
+        torch.manual_seed(0)
+        extractor = AtariCNN(ATARI_SPACE, coordconv=coordconv, head="pool").double()
+        with torch.no_grad():
+            for p in extractor.parameters():  # biases 0, so frames of zeros give exact zeros around the pattern
+                if p.dim() == 1:
+                    p.zero_()
+            base, moved = extractor(_shifted_pattern(0)), extractor(_shifted_pattern(8))
+        if coordconv:
+            assert not torch.allclose(base, moved, rtol=1e-3, atol=1e-6)
+        else:
+            torch.testing.assert_close(base, moved, rtol=1e-12, atol=1e-12)
+    flatten = AtariCNN(ATARI_SPACE).double()
+    with torch.no_grad():
+        assert not torch.allclose(flatten(_shifted_pattern(0)), flatten(_shifted_pattern(8)))
+
+
+def test_the_pooled_head_feeds_the_same_dense_layer_from_the_channel_means():
+    pooled, flat = AtariCNN(ATARI_SPACE, head="pool"), AtariCNN(ATARI_SPACE)
+    assert pooled.linear[0].in_features == 64 and flat.linear[0].in_features == 3136
+    assert pooled.linear[0].out_features == flat.linear[0].out_features == 512
+    with pytest.raises(ValueError, match="unknown head 'max'; choose from flatten, pool"):
+        AtariCNN(ATARI_SPACE, head="max")
+    kwargs = atari_policy_kwargs("ppo", coordconv=True, head="pool")["features_extractor_kwargs"]
+    assert kwargs["head"] == "pool"

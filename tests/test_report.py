@@ -61,3 +61,18 @@ def test_report_titles_spell_the_algorithm_as_its_papers_do(tmp_path):
     assert report.startswith("# Ape-X on Atari: conv vs CoordConv")
     make_grid(tmp_path / "a2c_runs", seeds=[0])
     assert make_report(tmp_path / "a2c_runs", tmp_path / "a2c_out").read_text().startswith("# A2C on Atari")
+
+
+def test_four_arms_compare_each_coordconv_arm_with_the_conv_arm_of_its_head(tmp_path):
+    means = {"conv": 10.0, "coordconv": 10.0, "conv_pool": 2.0, "coordconv_pool": 9.0}
+    for arm, mean in means.items():
+        for seed in range(5):
+            write_run(tmp_path / "runs", "Catch", arm, seed, mean=mean, seed_sd=0.2)
+    report = make_report(tmp_path / "runs", tmp_path / "out").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| game | conv"))
+    arms = ("conv", "coordconv", "conv_pool", "coordconv_pool")  # grouped by head, conv first in each
+    assert header.strip(" |").split(" | ")[1:] == [f"{arm} [95% CI] (n)" for arm in arms]
+    pool = next(line for line in report.splitlines() if "| coordconv_pool − conv_pool |" in line).split(" | ")
+    flat = next(line for line in report.splitlines() if "| coordconv − conv |" in line).split(" | ")
+    assert pool[-1] == "better |" and float(pool[2].split()[0]) == pytest.approx(7.0, abs=0.5)
+    assert flat[-1].startswith("similar")

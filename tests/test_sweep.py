@@ -168,6 +168,19 @@ def test_each_arm_is_launched_as_the_train_run_of_that_arm(tmp_path, arm):
     assert relaunched.arm == arm and relaunched.seed == 3 and args.log_dir == str(tmp_path)
 
 
+def test_a_sweep_crosses_its_arms_with_each_head(tmp_path, capsys):
+    args = ["--games", "Catch", "--arms", "conv", "coordconv", "--head", "flatten", "pool", "--seeds", "0"]
+    assert sweep.main([*args, "--timesteps", "100", "--log-dir", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep of 4 runs" in out
+    for arm in ("conv", "coordconv", "conv_pool", "coordconv_pool"):
+        assert str(tmp_path / "a2c/Catch" / arm / "seed0") in out
+    base = TrainConfig(algo="a2c", timesteps=100, log_dir=str(tmp_path))
+    cells = grid.plan(base, ["Catch"], ["coordconv"], [0], ["pool"])
+    launched = grid.launch(cells[0].config, {})
+    assert launched is not None and launched[launched.index("--head") + 1] == "pool"
+
+
 def test_a_run_another_process_trains_is_left_alone(tmp_path, capsys):
     args = ["--games", "Pong", "--arms", "conv", "--seeds", "0", "--timesteps", "100", "--log-dir", str(tmp_path)]
     run = RunDir(tmp_path / "a2c/Pong/conv/seed0")

@@ -180,6 +180,7 @@ def make_model(
     coord_layers: CoordLayers = "first",
     seed: int | None = None,
     device: str = "auto",
+    head: str = "flatten",
 ) -> BaseAlgorithm:
     """Build an algorithm with :class:`AtariCNN` in the chosen arm.
 
@@ -191,12 +192,12 @@ def make_model(
     :param coord_layers: which convolutions get coordinates (``first``, ``all`` or indices)
     :param seed: seeds python, numpy and torch (SB3's ``set_random_seed``)
     :param device: torch device
+    :param head: ``flatten`` or ``pool`` (see :class:`AtariCNN`)
     :raises ValueError: a hyperparameter value the algorithm rejects
     """
     spec = algo_spec(algo)
-    return spec.make(
-        spec, env, hyperparams, coordconv=coordconv, with_r=with_r, coord_layers=coord_layers, seed=seed, device=device
-    )
+    arm = dict(coordconv=coordconv, with_r=with_r, coord_layers=coord_layers, head=head)
+    return spec.make(spec, env, hyperparams, seed=seed, device=device, **arm)
 
 
 def load_model(algo: str, path: Any, env: VecEnv | None = None, device: str = "auto") -> BaseAlgorithm:

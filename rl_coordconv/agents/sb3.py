@@ -55,6 +55,7 @@ def make_sb3_model(
     coord_layers: CoordLayers = "first",
     seed: int | None = None,
     device: str = "auto",
+    head: str = "flatten",
 ) -> BaseAlgorithm:
     """``spec.model_class("CnnPolicy", env, ...)`` with :class:`AtariCNN` in the chosen arm.
 
@@ -64,7 +65,9 @@ def make_sb3_model(
     :raises ValueError: a hyperparameter value the algorithm rejects
     """
     kwargs = {key: schedule(key, value) for key, value in hyperparams.items()}
-    policy_kwargs = atari_policy_kwargs(spec.name, coordconv=coordconv, with_r=with_r, coord_layers=coord_layers)
+    policy_kwargs = atari_policy_kwargs(
+        spec.name, coordconv=coordconv, with_r=with_r, coord_layers=coord_layers, head=head
+    )
     if "rms_prop_alpha" in spec.extra_keys:
         alpha = kwargs.pop("rms_prop_alpha", 0.99)
         if kwargs.get("use_rms_prop", True):
@@ -134,6 +137,7 @@ class SB3Trainer(Trainer):
                 coordconv=config.coordconv,
                 with_r=config.with_r,
                 coord_layers=config.coord_layers,
+                head=config.head,
                 seed=config.seed,
                 device=str(device),
             )

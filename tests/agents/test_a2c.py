@@ -47,13 +47,18 @@ def test_fast_a2c_updates_like_sb3(coordconv, optimizer):
         assert fast.logger.name_to_value[key] == pytest.approx(stock.logger.name_to_value[key], rel=1e-3, abs=1e-6)
 
 
-@pytest.mark.parametrize("coordconv", [False, True], ids=["conv", "coordconv"])
-def test_fast_a2c_updates_like_sb3_on_the_training_env(coordconv):
+@pytest.mark.parametrize(
+    "coordconv,head",
+    [(False, "flatten"), (True, "flatten"), (True, "pool")],
+    ids=["conv", "coordconv", "coordconv_pool"],
+)
+def test_fast_a2c_updates_like_sb3_on_the_training_env(coordconv, head):
     """The same on what training runs: 84×84 Breakout in ALE's C++ vector env, stepping while the policy works."""
     models = []
     for cls in (SB3A2C, A2C):
         env = make_atari_vec_env("Breakout", 8, seed=0)
-        model = make_model("a2c", env, resolve_hyperparams("a2c"), coordconv=coordconv, seed=3, device="cpu")
+        hyperparams = resolve_hyperparams("a2c")
+        model = make_model("a2c", env, hyperparams, coordconv=coordconv, head=head, seed=3, device="cpu")
         model.__class__ = cls
         set_random_seed(7)
         model.learn(total_timesteps=8 * 5 * 12)

@@ -92,11 +92,15 @@ class DuelingDQNPolicy(DQNPolicy):
 
 
 def apex_policy_kwargs(
-    config: ApexConfig, coordconv: bool = False, with_r: bool = False, coord_layers: CoordLayers = "first"
+    config: ApexConfig,
+    coordconv: bool = False,
+    with_r: bool = False,
+    coord_layers: CoordLayers = "first",
+    head: str = "flatten",
 ) -> dict[str, Any]:
     """``policy_kwargs`` of the Ape-X network: the DQN arm's ``AtariCNN`` and explicit ``net_arch``
     (:func:`~rl_coordconv.extractors.atari_policy_kwargs`), Ape-X's centered RMSProp."""
-    kwargs = atari_policy_kwargs("dqn", coordconv=coordconv, with_r=with_r, coord_layers=coord_layers)
+    kwargs = atari_policy_kwargs("dqn", coordconv=coordconv, with_r=with_r, coord_layers=coord_layers, head=head)
     kwargs["optimizer_class"] = RMSpropTFLike
     kwargs["optimizer_kwargs"] = dict(alpha=config.rmsprop_decay, eps=config.rmsprop_eps, centered=True)
     return kwargs

@@ -53,6 +53,7 @@ class ApexTrainer(Trainer):
     :param coordconv: the CoordConv arm
     :param with_r: add the radius channel
     :param coord_layers: which convolutions get coordinates
+    :param head: ``flatten`` or ``pool`` (see :class:`~rl_coordconv.extractors.AtariCNN`)
     :param device: the learner's torch device (actors run on their CPU)
     """
 
@@ -68,6 +69,7 @@ class ApexTrainer(Trainer):
         coordconv: bool = False,
         with_r: bool = False,
         coord_layers: CoordLayers = "first",
+        head: str = "flatten",
         device: torch.device | str = "cpu",
     ) -> None:
         observation_space, action_space = game_spaces(game)
@@ -86,7 +88,7 @@ class ApexTrainer(Trainer):
         self.env_backend = env_backend
         self.device = torch.device(device)
         self.observation_space = observation_space
-        self.policy_kwargs = apex_policy_kwargs(config, coordconv, with_r, coord_layers)
+        self.policy_kwargs = apex_policy_kwargs(config, coordconv, with_r, coord_layers, head)
         model = make_apex_model(observation_space, action_space, config, self.policy_kwargs, seed, self.device)
         self.learner = ApexLearner(model, config)
         self.num_timesteps = 0  # agent steps delivered by the actors, across resumes
@@ -115,6 +117,7 @@ class ApexTrainer(Trainer):
                 coordconv=config.coordconv,
                 with_r=config.with_r,
                 coord_layers=config.coord_layers,
+                head=config.head,
                 device=device,
             )
         except BaseException:
