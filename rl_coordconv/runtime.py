@@ -7,10 +7,12 @@ that cost a Nature-CNN update up to a quarter of its time (see BENCHMARKS.md).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 
 import torch
@@ -71,14 +73,34 @@ def connect_ray(address: str | None, *, option: str) -> ModuleType:
         import ray
     except ImportError as error:
         raise ValueError(f"{option} needs the ray extra: pip install 'rl-coordconv[ray]'") from error
-    try:
-        if address in (None, "local"):
-            # Ray starts its workers at nice 15, so on one machine a busy driver (Ape-X's learner)
-            # or any other job would starve them of the cores they were given; here they do the work.
-            # (Read only by an instance this process starts; a running cluster keeps its own.)
-            os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        first_line = next(iter(str(error).strip().splitlines()), type(error).__name__)
-        raise ValueError(f"cannot reach a Ray cluster at {address!r}: {first_line}") from error
+    joining = address not in (None, "local")
+    if not joining:
+        # Ray starts its workers at nice 15, so on one machine a busy driver (Ape-X's learner)
+        # or any other job would starve them of the cores they were given; here they do the work.
+        # (Read only by an instance this process starts; a running cluster keeps its own.)
+        os.environ.setdefault("RAY_worker_niceness", "0")
+    # Joining a cluster, Ray tries its GCS about once a second for 20 s before it gives up on an
+    # address; a live one answers the first time. Three tries answer a mistyped address in ≈ 3 s.
+    # (Not when starting an instance: there the same setting bounds the wait for the new GCS.)
+    with _environ(RAY_gcs_server_port_wait_time_s=str(_RAY_JOIN_TRIES) if joining else None):
+        try:
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            first_line = next(iter(str(error).strip().splitlines()), type(error).__name__)
+            raise ValueError(f"cannot reach a Ray cluster at {address!r}: {first_line}") from error
     return ray
+
+
+_RAY_JOIN_TRIES = 3
+
+
+@contextlib.contextmanager
+def _environ(**values: str | None) -> Iterator[None]:
+    """Set environment variables the user has not set (None: leave it), restoring them afterwards."""
+    added = [name for name, value in values.items() if value is not None and name not in os.environ]
+    os.environ.update({name: str(values[name]) for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
