@@ -36,7 +36,9 @@ class AtariCNN(BaseFeaturesExtractor):
     """The Nature-DQN CNN (32×8/4, 64×4/2, 64×3/1, FC 512) with optional CoordConv layers.
 
     :param observation_space: a channels-first image space, e.g. ``Box(0, 255, (4, 84, 84), uint8)``
-    :param features_dim: units of the final fully connected layer
+    :param features_dim: units of the final fully connected layer; 0 for none, the features then
+        being the last conv map, flattened or pooled (for heads with hidden layers of their own, such
+        as Ape-X's dueling streams)
     :param coordconv: replace the convolutions listed in ``coord_layers`` by :class:`CoordConv2d`
     :param with_r: give those layers the radius channel as well
     :param coord_layers: ``"first"`` (the paper: the first layer of the network), ``"all"``, or
@@ -71,7 +73,9 @@ class AtariCNN(BaseFeaturesExtractor):
             raise ValueError("with_r=True needs coordconv=True")
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}; choose from {', '.join(HEADS)}")
-        super().__init__(observation_space, features_dim)
+        if features_dim < 0:
+            raise ValueError(f"features_dim must be 0 (no dense layer) or more, got {features_dim}")
+        super().__init__(observation_space, features_dim or 1)  # SB3 wants > 0; set below when 0
         self.head = head
         self.coordconv = coordconv
         self.with_r = with_r
@@ -95,7 +99,8 @@ class AtariCNN(BaseFeaturesExtractor):
         with torch.no_grad():
             sample = torch.as_tensor(observation_space.sample()[None]).float()
             n_flatten = self.cnn(sample).shape[1]
-        self.linear = nn.Sequential(nn.Linear(n_flatten, features_dim), nn.ReLU())
+        self.linear = nn.Sequential(nn.Linear(n_flatten, features_dim), nn.ReLU()) if features_dim else nn.Identity()
+        self._features_dim = features_dim or n_flatten
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         # Channels-last lets oneDNN pick its fast convolution kernels: about a quarter off a
@@ -112,6 +117,8 @@ class AtariCNN(BaseFeaturesExtractor):
             convolutions and the flattened output of the third; with the pooled head
             ``[a1, a2, a3, pooled]``, the third's output and its spatial mean
         """
+        if isinstance(self.linear, nn.Identity):
+            raise ValueError("forward_cached needs the dense layer (features_dim > 0)")
         x = observations.contiguous(memory_format=torch.channels_last)
         conv1, conv2, conv3 = self._convs()
         a1 = torch.relu(conv1(x))
@@ -136,6 +143,7 @@ class AtariCNN(BaseFeaturesExtractor):
         x = observations.contiguous(memory_format=torch.channels_last)
         a1, a2, *last = cache
         conv1, conv2, conv3 = self._convs()
+        assert isinstance(self.linear, nn.Sequential), "the replayed backward needs the dense layer"
         linear: nn.Linear = self.linear[0]  # type: ignore[assignment]
         g = torch.ops.aten.threshold_backward(grad, features, 0)
         assert linear.bias is not None
@@ -185,7 +193,7 @@ def atari_policy_kwargs(
     :param coordconv: the CoordConv arm
     :param with_r: add the radius channel
     :param coord_layers: see :class:`AtariCNN`
-    :param features_dim: width of the features layer
+    :param features_dim: width of the features layer (0: none, see :class:`AtariCNN`)
     :param head: ``flatten`` (Nature CNN) or ``pool`` (see :class:`AtariCNN`)
     :return: a dict to pass as ``policy_kwargs``
     """

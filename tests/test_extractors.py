@@ -259,3 +259,17 @@ def test_the_pooled_head_feeds_the_same_dense_layer_from_the_channel_means():
         AtariCNN(ATARI_SPACE, head="max")
     kwargs = atari_policy_kwargs("ppo", coordconv=True, head="pool")["features_extractor_kwargs"]
     assert kwargs["head"] == "pool"
+
+
+@pytest.mark.parametrize(("head", "width"), [("flatten", 3136), ("pool", 64)])
+def test_features_dim_0_leaves_out_the_dense_layer(head, width):
+    trunk, full = AtariCNN(ATARI_SPACE, features_dim=0, head=head), AtariCNN(ATARI_SPACE, head=head)
+    trunk.cnn.load_state_dict(full.cnn.state_dict())
+    x = torch.as_tensor(ATARI_SPACE.sample()[None]).float()
+    with torch.no_grad():
+        torch.testing.assert_close(trunk(x), full.cnn(x.contiguous(memory_format=torch.channels_last)))
+    assert trunk.features_dim == width and not any(name.startswith("linear") for name, _ in trunk.named_parameters())
+    with pytest.raises(ValueError, match="forward_cached needs the dense layer"):
+        trunk.forward_cached(x)
+    with pytest.raises(ValueError, match=r"features_dim must be 0 \(no dense layer\) or more, got -1"):
+        AtariCNN(ATARI_SPACE, features_dim=-1)

@@ -1,4 +1,4 @@
-"""The Ape-X network: an SB3 ``DQNPolicy`` with a dueling head over ``AtariCNN``, and its parameters as vectors.
+"""The Ape-X network: an SB3 ``DQNPolicy`` with the paper's dueling head over ``AtariCNN``, its parameters as vectors.
 
 The network lives in an SB3 :class:`~stable_baselines3.DQN` model, so a trained Ape-X agent *is*
 an SB3 DQN zip: ``stable_baselines3.DQN.load`` (or ``rl_coordconv.agents.load_model("apex", …)``)
@@ -27,6 +27,8 @@ from rl_coordconv.experiment import CoordLayers
 from rl_coordconv.extractors import atari_policy_kwargs
 
 __all__ = [
+    "DUELING_HIDDEN",
+    "TRUNK_GRADIENT_SCALE",
     "DuelingDQNPolicy",
     "DuelingHead",
     "DuelingQNetwork",
@@ -38,12 +40,21 @@ __all__ = [
 ]
 
 
+# Wang et al. (2016), §4.2: "we rescale the combined gradient entering the last convolutional layer
+# by 1/√2", as both streams backpropagate into it.
+TRUNK_GRADIENT_SCALE = 2**-0.5
+
+
+DUELING_HIDDEN = 512  # units of each stream's hidden layer (Wang et al. 2016, as in Ape-X)
+
+
 class DuelingHead(nn.Module):
     """``Q(s, a) = V(s) + A(s, a) − mean_a' A(s, a')`` over a features vector (Wang et al. 2016, Eq. 9).
 
-    Ape-X builds it with empty ``net_arch``: V and A are linear layers on ``AtariCNN``'s shared 512
-    features, so conv and CoordConv arms keep the DQN trunk. Wang et al. give each stream a
-    512-unit hidden layer of its own and scale the gradient into the trunk by 1/√2; neither is done here.
+    As Ape-X builds it (Horgan et al. 2018, after Wang et al.): the features are the conv trunk's
+    flattened output (``AtariCNN`` with ``features_dim=0``), each stream has a 512-unit hidden layer
+    of its own (``net_arch=[512]``), and the gradient into the trunk is scaled by 1/√2. Only the
+    trunk differs between the conv and CoordConv arms.
 
     :param features_dim: input features
     :param n_actions: actions
@@ -59,6 +70,8 @@ class DuelingHead(nn.Module):
         self.advantage = nn.Sequential(*create_mlp(features_dim, n_actions, net_arch, activation_fn))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if features.requires_grad:  # the same values; the gradient into the trunk × 1/√2
+            features = features * TRUNK_GRADIENT_SCALE + features.detach() * (1 - TRUNK_GRADIENT_SCALE)
         advantage = self.advantage(features)
         return self.value(features) + advantage - advantage.mean(dim=1, keepdim=True)
 
@@ -98,9 +111,15 @@ def apex_policy_kwargs(
     coord_layers: CoordLayers = "first",
     head: str = "flatten",
 ) -> dict[str, Any]:
-    """``policy_kwargs`` of the Ape-X network: the DQN arm's ``AtariCNN`` and explicit ``net_arch``
-    (:func:`~rl_coordconv.extractors.atari_policy_kwargs`), Ape-X's centered RMSProp."""
-    kwargs = atari_policy_kwargs("dqn", coordconv=coordconv, with_r=with_r, coord_layers=coord_layers, head=head)
+    """``policy_kwargs`` of the Ape-X network: ``AtariCNN``'s conv trunk without its dense layer, the
+    dueling streams' own 512-unit hidden layers (:class:`DuelingHead`), Ape-X's centered RMSProp.
+
+    (Ape-X runs made before 2026-12-06 have linear streams over ``AtariCNN``'s 512 features; their
+    saved ``policy_kwargs`` say so, and their models still load and play.)"""
+    kwargs = atari_policy_kwargs(
+        "dqn", coordconv=coordconv, with_r=with_r, coord_layers=coord_layers, head=head, features_dim=0
+    )
+    kwargs["net_arch"] = [DUELING_HIDDEN]
     kwargs["optimizer_class"] = RMSpropTFLike
     kwargs["optimizer_kwargs"] = dict(alpha=config.rmsprop_decay, eps=config.rmsprop_eps, centered=True)
     return kwargs
