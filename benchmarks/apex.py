@@ -25,7 +25,9 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the training CLI does, before torch loads
 
@@ -36,6 +38,7 @@ from rl_coordconv.agents.apex import ApexConfig, ApexLearner, Chunk, Prioritized
 from rl_coordconv.agents.apex.actor import ActorOutput, ActorSpec, ApexActor
 from rl_coordconv.agents.apex.networks import apex_policy_kwargs, game_spaces
 from rl_coordconv.agents.apex.pools import ActorFailure, ActorPool, LocalActorPool, RayActorPool
+from rl_coordconv.runs import fsync_directory
 from rl_coordconv.runtime import connect_ray, tune_malloc
 
 GAME = "Pong"
@@ -71,7 +74,7 @@ def _chunk(rng: np.random.Generator, frames: np.ndarray, streams: int, rows_per_
     )
 
 
-def bench_replay(capacity: int, iterations: int) -> None:
+def bench_replay(capacity: int, iterations: int, save_dir: str | None) -> None:
     rng = np.random.default_rng(0)
     streams = 16
     before = rss_gib()
@@ -109,6 +112,22 @@ def bench_replay(capacity: int, iterations: int) -> None:
     print(f"| replay arrays (GiB) | {replay.nbytes / 2**30:.2f} |")
     print(f"| process RSS after fill (GiB; {before:.2f} before) | {rss_gib():.2f} |")
     print(f"| sampleable transitions | {replay.size:,} |")
+    # As a checkpoint saves it (checkpoint_replay, the default): written, flushed to disk, read back.
+    with tempfile.TemporaryDirectory(dir=save_dir) as tmp:
+        directory = Path(tmp)
+        t0 = time.perf_counter()
+        replay.save(directory)
+        fsync_directory(directory)
+        t1 = time.perf_counter()
+        on_disk = sum(path.stat().st_size for path in directory.iterdir())
+        del replay.frames  # as in a new process: the loaded frames replace untouched zeros
+        replay.frames = np.zeros((replay.capacity, 84, 84), dtype=np.uint8)
+        t2 = time.perf_counter()
+        replay.load(directory)
+        t3 = time.perf_counter()
+    print(f"| saved with a checkpoint: size on disk (GiB) | {on_disk / 2**30:.2f} |")
+    print(f"| saved with a checkpoint: write + fsync (s) | {t1 - t0:.1f} |")
+    print(f"| saved with a checkpoint: read back on --resume (s) | {t3 - t2:.1f} |")
 
 
 def bench_learner(steps: int) -> None:
@@ -243,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="replay,learner,actors,ray", help="comma-separated sections")
     parser.add_argument("--capacity", type=int, default=1_000_000, help="replay capacity (transitions)")
     parser.add_argument("--iterations", type=int, default=200, help="timed replay iterations")
+    parser.add_argument("--save-dir", help="where to time saving the replay (default: the system's temp directory)")
     parser.add_argument("--learner-steps", type=int, default=5, help="timed batch-512 learner steps per arm")
     parser.add_argument("--seconds", type=float, default=20.0, help="measurement time per actor count")
     parser.add_argument("--n-envs", type=int, default=4, help="games per actor")
@@ -255,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"python {' '.join(sys.argv)}\n\n{os.cpu_count()} CPUs, torch {torch.__version__}, load average {load}")
     if "replay" in sections:
-        bench_replay(args.capacity, args.iterations)
+        bench_replay(args.capacity, args.iterations, args.save_dir)
     if "learner" in sections:
         bench_learner(args.learner_steps)
     if "actors" in sections:

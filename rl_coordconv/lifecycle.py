@@ -167,7 +167,7 @@ def _open_trainer(config: TrainConfig, device: torch.device, resume: bool) -> tu
     except RunStateError as error:
         raise RunStateError(f"cannot resume: {error}; --overwrite starts the run over") from error
     state = load_checkpoint_state(checkpoint.state)
-    return spec.trainer.restore(spec, config, device, checkpoint.model, state), state
+    return spec.trainer.restore(spec, config, device, checkpoint, state), state
 
 
 def _record_start(run: RunDir, config: TrainConfig, overwrite: bool, command: str | None) -> None:

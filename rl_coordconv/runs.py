@@ -5,7 +5,8 @@ A run lives in ``<log_dir>/<algo>/<Game>/<arm>/seed<N>/`` and holds
 - ``config.yaml``: the resolved configuration, the command line, package versions, git commit;
 - ``episodes.csv`` and TensorBoard event files, what the run logs (:mod:`rl_coordconv.logs`);
 - ``checkpoints/``: model + optimizer (an SB3 zip) and a state file (step, RNG states, wall time)
-  per checkpoint, and ``latest.json`` naming the newest complete pair;
+  per checkpoint, for the newest checkpoint a directory of what is too large for the state file
+  (Ape-X: its replay), and ``latest.json`` naming the newest complete set;
 - ``final_model.zip`` and ``state.json`` (``running`` or ``finished``).
 
 Every file a resume depends on is written atomically (temporary file, fsync, rename), so a run
@@ -21,10 +22,11 @@ import os
 import platform
 import random
 import re
+import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -40,6 +42,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "environment_report",
+    "fsync_directory",
     "load_checkpoint_state",
     "rng_state",
     "set_rng_state",
@@ -197,6 +200,20 @@ class Checkpoint:
     step: int
     model: Path
     state: Path
+    extra: Path | None = None  # a directory the trainer wrote (Ape-X: its replay), if any
+
+
+def fsync_directory(path: Path) -> None:
+    """Flush every file in ``path`` and the directory itself to disk."""
+    for child in path.iterdir():
+        if child.is_file():
+            with open(child, "rb") as handle:
+                os.fsync(handle.fileno())
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 class RunDir:
@@ -284,17 +301,42 @@ class RunDir:
 
     # Checkpoints -------------------------------------------------------------------------------
 
-    def save_checkpoint(self, step: int, model_bytes: bytes, state: bytes) -> Checkpoint:
-        """Write a checkpoint pair, then point ``latest.json`` at it, then prune old ones."""
+    def save_checkpoint(
+        self, step: int, model_bytes: bytes, state: bytes, write_extra: Callable[[Path], bool] | None = None
+    ) -> Checkpoint:
+        """Write a checkpoint, then point ``latest.json`` at it, then prune old ones.
+
+        :param write_extra: fills a new, empty directory with what the trainer keeps outside the
+            state file (Ape-X: its replay) and says whether it wrote anything; the directory is
+            renamed into place only once complete, and only the newest checkpoint keeps one (they
+            are large)
+        """
         name = f"step_{step:012d}"
+        extra = self.checkpoint_dir / f"{name}.extra"
         checkpoint = Checkpoint(step, self.checkpoint_dir / f"{name}.zip", self.checkpoint_dir / f"{name}.state.pt")
         atomic_write_bytes(checkpoint.model, model_bytes)
         atomic_write_bytes(checkpoint.state, state)
+        if write_extra is not None:
+            partial = self.checkpoint_dir / f".{name}.extra.tmp"
+            shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while writing it
+            partial.mkdir()
+            if write_extra(partial):
+                fsync_directory(partial)
+                shutil.rmtree(extra, ignore_errors=True)
+                os.replace(partial, extra)
+                checkpoint = Checkpoint(step, checkpoint.model, checkpoint.state, extra)
+            else:
+                shutil.rmtree(partial)
         latest = {"step": step, "model": checkpoint.model.name, "state": checkpoint.state.name}
+        if checkpoint.extra is not None:
+            latest["extra"] = checkpoint.extra.name
         atomic_write_text(self.checkpoint_dir / "latest.json", json.dumps(latest) + "\n")
         for old in self._checkpoint_names()[: -self.KEEP_CHECKPOINTS]:
             for suffix in (".zip", ".state.pt"):
                 (self.checkpoint_dir / f"{old}{suffix}").unlink(missing_ok=True)
+        for old_extra in self.checkpoint_dir.glob("step_*.extra"):
+            if old_extra != checkpoint.extra:
+                shutil.rmtree(old_extra, ignore_errors=True)
         return checkpoint
 
     def _checkpoint_names(self) -> list[str]:
@@ -310,12 +352,13 @@ class RunDir:
             raise RunStateError(f"no checkpoint in {self.checkpoint_dir} (latest.json is missing)")
         try:
             entry = json.loads(latest.read_text())
+            extra = self.checkpoint_dir / entry["extra"] if "extra" in entry else None
             checkpoint = Checkpoint(
-                int(entry["step"]), self.checkpoint_dir / entry["model"], self.checkpoint_dir / entry["state"]
+                int(entry["step"]), self.checkpoint_dir / entry["model"], self.checkpoint_dir / entry["state"], extra
             )
         except (ValueError, KeyError, TypeError) as error:
             raise RunStateError(f"{latest} is corrupt: {error}") from error
-        for path in (checkpoint.model, checkpoint.state):
+        for path in (checkpoint.model, checkpoint.state, *([extra] if extra else [])):
             if not path.exists():
                 raise RunStateError(f"checkpoint file {path} named by {latest} is missing")
         return checkpoint

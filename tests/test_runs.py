@@ -1,18 +1,20 @@
-"""Run directories: RNG state round trip, file modes, checkpoint pruning, a crafted checkpoint refused."""
+"""Run directories: RNG state round trip, file modes, checkpoint pruning and extras, a crafted checkpoint refused."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from helpers import SMALL_A2C, run_dir
 
 from rl_coordconv import train
-from rl_coordconv.runs import RunDir, atomic_write_text, rng_state, set_rng_state
+from rl_coordconv.runs import RunDir, RunStateError, atomic_write_text, rng_state, set_rng_state
 
 
 def _draw() -> tuple[float, float, float]:
@@ -75,3 +77,27 @@ def test_a_crafted_checkpoint_state_is_refused_not_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert not marker.exists()
     assert err.count("\n") == 1 and "refusing to load" in err and "it would call posix.system" in err
+
+
+def test_a_checkpoints_extra_directory_appears_whole_and_only_the_newest_keeps_one(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+
+    def write(directory: Path) -> bool:
+        (directory / "replay.bin").write_bytes(b"replay")
+        return True
+
+    run.save_checkpoint(100, b"model", b"state", write)
+    (run.checkpoint_dir / ".step_000000000200.extra.tmp").mkdir()  # left by a run killed while writing
+    run.save_checkpoint(200, b"model", b"state", write)
+    latest = run.latest_checkpoint()
+    assert latest.extra == run.checkpoint_dir / "step_000000000200.extra"
+    assert (latest.extra / "replay.bin").read_bytes() == b"replay"
+    assert sorted(p.name for p in run.checkpoint_dir.iterdir() if p.is_dir()) == ["step_000000000200.extra"]
+    run.save_checkpoint(300, b"model", b"state", lambda directory: False)  # nothing to keep this time
+    assert run.latest_checkpoint().extra is None
+    assert not [p for p in run.checkpoint_dir.iterdir() if p.is_dir()]
+    run.save_checkpoint(400, b"model", b"state", write)
+    shutil.rmtree(run.checkpoint_dir / "step_000000000400.extra")
+    with pytest.raises(RunStateError, match=r"checkpoint file .*step_000000000400\.extra named by .* is missing"):
+        run.latest_checkpoint()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from rl_coordconv.agents.zoo import RefillsAfterResume
 from rl_coordconv.envs import make_atari_vec_env
 from rl_coordconv.experiment import CoordLayers, TrainConfig
 from rl_coordconv.extractors import AtariCNN, atari_policy_kwargs
-from rl_coordconv.runs import RunStateError
+from rl_coordconv.runs import Checkpoint, RunStateError
 
 if TYPE_CHECKING:
     from rl_coordconv.agents.registry import AlgoSpec
@@ -148,14 +147,14 @@ class SB3Trainer(Trainer):
 
     @classmethod
     def restore(
-        cls, spec: AlgoSpec, config: TrainConfig, device: torch.device, model: Path, state: dict[str, Any]
+        cls, spec: AlgoSpec, config: TrainConfig, device: torch.device, checkpoint: Checkpoint, state: dict[str, Any]
     ) -> SB3Trainer:
         env = cls._env(config, int(state["step"]))
         try:
-            loaded = spec.model_class.load(model, env=env, device=str(device))
+            loaded = spec.model_class.load(checkpoint.model, env=env, device=str(device))
         except Exception as error:  # SB3 raises many kinds on a damaged zip
             env.close()
-            raise RunStateError(f"cannot load checkpoint {model}: {error}") from error
+            raise RunStateError(f"cannot load checkpoint {checkpoint.model}: {error}") from error
         loaded._last_obs = None  # the env is new: make learn() reset it
         if isinstance(loaded, RefillsAfterResume):  # its replay is not checkpointed
             loaded.refill_before_learning(int(state["step"]))

@@ -23,7 +23,7 @@ import torch
 
 from rl_coordconv.experiment import TrainConfig
 from rl_coordconv.logs import RunRecorder
-from rl_coordconv.runs import RunDir, rng_state
+from rl_coordconv.runs import Checkpoint, RunDir, rng_state
 
 if TYPE_CHECKING:
     from rl_coordconv.agents.registry import AlgoSpec
@@ -49,9 +49,11 @@ class Trainer(ABC):
     @classmethod
     @abstractmethod
     def restore(
-        cls, spec: AlgoSpec, config: TrainConfig, device: torch.device, model: Path, state: dict[str, Any]
+        cls, spec: AlgoSpec, config: TrainConfig, device: torch.device, checkpoint: Checkpoint, state: dict[str, Any]
     ) -> Trainer:
-        """The run continued from a checkpoint's model file and its state (step, RNG states, extras)."""
+        """The run continued from a checkpoint: its model file, its state (step, RNG states, extras,
+        as read from ``checkpoint.state``) and its extra directory, if :meth:`write_checkpoint_extra`
+        wrote one."""
 
     @abstractmethod
     def train(self, until: int, monitor: Monitor) -> None:
@@ -68,6 +70,11 @@ class Trainer(ABC):
     def checkpoint_state(self) -> dict[str, Any]:
         """What a checkpoint holds beyond the model, the step, the RNG states and the wall time."""
         return {}
+
+    def write_checkpoint_extra(self, directory: Path) -> bool:
+        """Write what is too large for the checkpoint's state file into ``directory`` (new, empty),
+        and say whether there was anything (Ape-X: its replay)."""
+        return False
 
     def run_state(self) -> dict[str, Any]:
         """Extra counters for ``state.json`` (e.g. learner steps)."""
@@ -185,7 +192,9 @@ class Monitor:
         }
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        self.run.save_checkpoint(trainer.num_timesteps, trainer.model_bytes(), buffer.getvalue())
+        self.run.save_checkpoint(
+            trainer.num_timesteps, trainer.model_bytes(), buffer.getvalue(), trainer.write_checkpoint_extra
+        )
         self.run.write_state("running", trainer.num_timesteps, **trainer.run_state())
 
     def _report(self, step: int) -> None:

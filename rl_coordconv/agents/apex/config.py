@@ -57,6 +57,11 @@ class ApexConfig:
     # ε of the saved model's stochastic predict (enjoy, SB3's predict(deterministic=False)):
     # the evaluation ε of tuned double DQN (van Hasselt et al. 2016).
     eval_epsilon: float = 0.001
+    # Save the replay with every checkpoint (only the newest checkpoint keeps one), so that --resume
+    # continues with the same transitions and priorities: the size of the replay's arrays on disk,
+    # 6.6 GiB at 1M transitions. False when disk is short: a resumed run then refills its replay and
+    # the learner waits for learning_starts again. (A setting of the run: choose it at the start.)
+    checkpoint_replay: bool = True
 
     def __post_init__(self) -> None:
         positive = ("actors", "n_step", "batch_size", "replay_capacity", "target_update_interval")
@@ -70,6 +75,8 @@ class ApexConfig:
             value = getattr(self, key)
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{key} must be a number in [0, 1], got {value!r}")
+        if not isinstance(self.checkpoint_replay, bool):
+            raise ValueError(f"checkpoint_replay must be true or false, got {self.checkpoint_replay!r}")
         if not isinstance(self.priority_eps, (int, float)) or not self.priority_eps > 0:
             raise ValueError(f"priority_eps must be a number > 0, got {self.priority_eps!r}")
         for key in ("learning_rate", "rmsprop_eps", "max_grad_norm", "epsilon_alpha"):

@@ -23,7 +23,10 @@ the ring overwrites the oldest frame of its stack.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -360,6 +363,55 @@ class PrioritizedReplay:
         """
         keep = self.valid[indices]
         self.tree.update(indices[keep], self._priority(np.asarray(td_errors)[keep]))
+
+    # checkpoints -----------------------------------------------------------------------------------
+
+    _ARRAYS = ("frames", "actions", "returns", "discounts", "next_offsets", "valid", "written", "base")
+
+    def _layout(self) -> dict[str, Any]:
+        return {
+            "capacity": self.capacity,
+            "n_streams": self.n_streams,
+            "frame_shape": list(self.frames.shape[1:]),
+            "stack": self.stack,
+            "alpha": self.alpha,
+            "priority_eps": self.priority_eps,
+        }
+
+    def save(self, directory: Path) -> None:
+        """Write the whole replay into ``directory`` (which exists): one ``.npy`` per array, each
+        frame once, as in memory (≈ ``nbytes``), and ``replay.json`` with its layout, size and
+        sampling RNG. Flushing to disk and renaming into place are the caller's (see
+        :meth:`rl_coordconv.runs.RunDir.save_checkpoint`)."""
+        for name in self._ARRAYS:
+            np.save(directory / f"{name}.npy", getattr(self, name))
+        np.save(directory / "priorities.npy", self.tree._nodes)
+        meta = {**self._layout(), "size": self.size, "rng": self.rng.bit_generator.state}
+        (directory / "replay.json").write_text(json.dumps(meta) + "\n")
+
+    def load(self, directory: Path) -> None:
+        """Take the contents, priorities and sampling RNG saved by :meth:`save` into this replay.
+
+        :raises ValueError: the saved replay has another layout (capacity, streams, frame shape …)
+            or a file is missing or damaged
+        """
+        try:
+            meta = json.loads((directory / "replay.json").read_text())
+            theirs = {key: meta[key] for key in self._layout()}
+            if theirs != self._layout():
+                raise ValueError(f"it was saved with {theirs}, this run's replay is {self._layout()}")
+            arrays = {name: np.load(directory / f"{name}.npy") for name in (*self._ARRAYS, "priorities")}
+        except (OSError, KeyError, ValueError) as error:
+            raise ValueError(f"cannot load the replay in {directory}: {error}") from error
+        for name, array in arrays.items():
+            mine = self.tree._nodes if name == "priorities" else getattr(self, name)
+            if array.shape != mine.shape or array.dtype != mine.dtype:
+                raise ValueError(f"cannot load the replay in {directory}: {name}.npy is {array.dtype}{array.shape}")
+        for name in self._ARRAYS:
+            setattr(self, name, arrays[name])
+        self.tree._nodes = arrays["priorities"]
+        self.size = int(meta["size"])
+        self.rng.bit_generator.state = meta["rng"]
 
     @property
     def nbytes(self) -> int:

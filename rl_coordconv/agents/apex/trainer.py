@@ -28,7 +28,7 @@ from rl_coordconv.agents.apex.replay import PrioritizedReplay
 from rl_coordconv.agents.trainer import Monitor, Trainer
 from rl_coordconv.envs import make_atari_vec_env
 from rl_coordconv.experiment import CoordLayers, TrainConfig
-from rl_coordconv.runs import RunStateError, TrainingFailed
+from rl_coordconv.runs import Checkpoint, RunStateError, TrainingFailed
 
 if TYPE_CHECKING:
     from rl_coordconv.agents.registry import AlgoSpec
@@ -126,22 +126,25 @@ class ApexTrainer(Trainer):
 
     @classmethod
     def restore(
-        cls, spec: AlgoSpec, config: TrainConfig, device: torch.device, model: Path, state: dict[str, Any]
+        cls, spec: AlgoSpec, config: TrainConfig, device: torch.device, checkpoint: Checkpoint, state: dict[str, Any]
     ) -> ApexTrainer:
-        """Continue from a checkpoint: its model and optimizer, step counts and replay sampling RNG.
+        """Continue from a checkpoint: its model and optimizer, step counts, and its replay (contents,
+        priorities, sampling RNG) when the checkpoint holds one (``checkpoint_replay``, the default).
 
-        The replay itself is not in checkpoints (7 GB at full size): a resumed run refills it and
-        the learner waits for ``learning_starts`` transitions again.
+        Without it the replay starts empty, and the learner waits for ``learning_starts`` again.
         """
         trainer = cls.build(spec, config, device)
         try:
-            trainer.learner = ApexLearner.load(model, trainer.config, trainer.device)
+            trainer.learner = ApexLearner.load(checkpoint.model, trainer.config, trainer.device)
             trainer.num_timesteps = int(state["step"])
             trainer.restarts = int(state["apex"]["restarts"])
             trainer._replay_rng = state["apex"]["replay_rng"]
+            if checkpoint.extra is not None:
+                trainer.replay = trainer._new_replay(trainer.num_timesteps)
+                trainer.replay.load(checkpoint.extra)
         except Exception as error:  # SB3 raises many kinds on a damaged zip; an old state lacks keys
             trainer.close()
-            raise RunStateError(f"cannot load checkpoint {model}: {error!r}") from error
+            raise RunStateError(f"cannot load checkpoint {checkpoint.model}: {error!r}") from error
         trainer._logged_learner_steps = trainer.learner.steps
         return trainer
 
@@ -159,6 +162,12 @@ class ApexTrainer(Trainer):
             "replay_rng": self.replay.rng.bit_generator.state,
         }
         return {"apex": apex}
+
+    def write_checkpoint_extra(self, directory: Path) -> bool:
+        if not self.config.checkpoint_replay or self.replay is None:
+            return False
+        self.replay.save(directory)
+        return True
 
     def run_state(self) -> dict[str, Any]:
         return {"learner_steps": self.learner.steps}
@@ -230,7 +239,9 @@ class ApexTrainer(Trainer):
         """
         config, n_envs = self.config, self.n_envs
         start_step = self.num_timesteps
-        self.replay = replay = self._new_replay(start_step)
+        if self.replay is None:  # a new run, or a resume from a checkpoint without its replay
+            self.replay = self._new_replay(start_step)
+        replay = self.replay
         learn_from = max(config.learning_starts, 1)  # batches are drawn with replacement
         incarnations = [0] * config.actors
         failures = [0] * config.actors

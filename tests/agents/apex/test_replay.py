@@ -257,3 +257,36 @@ def test_replay_rebuilds_stacked_observations_exactly_across_episodes_restarts_a
     # a batch is rebuilt the same way
     batch = replay.sample(16, beta=0.4)
     np.testing.assert_array_equal(batch.observations, replay.stacks(batch.indices))
+
+
+# Saved with a checkpoint ----------------------------------------------------------------------------
+
+
+def test_a_saved_replay_loads_with_the_same_contents_priorities_and_next_samples(tmp_path):
+    rng = np.random.default_rng(3)
+    replay = _replay_with(rng.exponential(size=40), alpha=0.6, seed=7)
+    replay.frames[:] = rng.integers(0, 256, replay.frames.shape, dtype=np.uint8)
+    batch = replay.sample(8, beta=0.4)
+    replay.update_priorities(batch.indices, rng.exponential(size=8))  # priorities the learner changed
+    replay.save(tmp_path)
+
+    loaded = PrioritizedReplay(48, 1, frame_shape=(1, 1), alpha=0.6, priority_eps=0.0, seed=999)
+    loaded.load(tmp_path)
+    for name in ("frames", "actions", "returns", "discounts", "next_offsets", "valid", "written", "base"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(replay, name), err_msg=name)
+    np.testing.assert_array_equal(loaded.tree._nodes, replay.tree._nodes)
+    assert loaded.size == replay.size == 40
+    for _ in range(3):  # the sampling RNG goes on where it was
+        mine, theirs = replay.sample(8, beta=0.4), loaded.sample(8, beta=0.4)
+        np.testing.assert_array_equal(mine.indices, theirs.indices)
+        np.testing.assert_array_equal(mine.observations, theirs.observations)
+
+
+def test_a_replay_saved_with_another_layout_is_refused_in_one_line(tmp_path):
+    _replay_with(np.ones(40), alpha=0.6).save(tmp_path)
+    other = PrioritizedReplay(48, 2, frame_shape=(1, 1), alpha=0.6, priority_eps=0.0)
+    with pytest.raises(ValueError, match=r"cannot load the replay in .*: it was saved with \{'capacity': 48, 'n_st"):
+        other.load(tmp_path)
+    (tmp_path / "priorities.npy").unlink()
+    with pytest.raises(ValueError, match=r"cannot load the replay in .*priorities\.npy"):
+        PrioritizedReplay(48, 1, frame_shape=(1, 1), alpha=0.6, priority_eps=0.0).load(tmp_path)

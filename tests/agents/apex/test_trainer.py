@@ -1,5 +1,5 @@
-"""Whole Ape-X runs through the command line: the run directory, resume, an actor that keeps
-dying, and bad input."""
+"""Whole Ape-X runs through the command line: the run directory, resume (with the replay its
+checkpoint saved), an actor that keeps dying, and bad input."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
-from helpers import SMALL_APEX, episode_rows, run_dir, scalars
+from helpers import SMALL_APEX, episode_rows, one_torch_thread, run_dir, scalars
 
 from rl_coordconv import train
+from rl_coordconv.agents.apex.trainer import ApexTrainer
 
 
 def test_local_run_with_two_actors_trains_and_writes_the_run_directory(local_run):
@@ -63,6 +65,41 @@ def test_resume_continues_an_interrupted_run_from_its_checkpoint(local_run, tmp_
     assert train.main([*args, "--log-dir", str(log_dir), "--resume", "--actors", "3"]) == 2  # finished
 
 
+def test_a_resumed_run_starts_from_the_replay_its_checkpoint_saved(local_run, tmp_path, monkeypatch):
+    log_dir = tmp_path / "copy"
+    shutil.copytree(local_run[0], log_dir)
+    run = run_dir(log_dir, "apex", arm="coordconv")
+    latest = json.loads((run / "checkpoints" / "latest.json").read_text())
+    saved = run / "checkpoints" / latest["extra"]
+    frames, priorities = np.load(saved / "frames.npy"), np.load(saved / "priorities.npy")
+    size = json.loads((saved / "replay.json").read_text())["size"]
+    assert size > 400 and frames.any()  # past learning_starts: the learner need not wait again
+    (run / "state.json").write_text(json.dumps({"status": "running", "agent_steps": latest["step"]}))
+    at_start = {}
+    resumed_train = ApexTrainer.train
+
+    def train_and_record(self, until, monitor):
+        replay = self.replay
+        at_start.update(size=replay.size, frames=replay.frames.copy(), priorities=replay.tree._nodes.copy())
+        return resumed_train(self, until, monitor)
+
+    monkeypatch.setattr(ApexTrainer, "train", train_and_record)
+    args = [*SMALL_APEX, "--coordconv", "--actors", "2", "--timesteps", "2000", "--checkpoint-every", "1000"]
+    assert train.main([*args, "--log-dir", str(log_dir), "--resume"]) == 0
+    assert at_start["size"] == size
+    np.testing.assert_array_equal(at_start["frames"], frames)
+    np.testing.assert_array_equal(at_start["priorities"], priorities)
+
+
+def test_checkpoint_replay_false_keeps_the_replay_out_of_checkpoints(tmp_path):
+    args = [*SMALL_APEX, "--actors", "1", "--timesteps", "800", "--checkpoint-every", "400"]
+    with one_torch_thread():
+        assert train.main([*args, "--set", "checkpoint_replay=false", "--log-dir", str(tmp_path)]) == 0
+    checkpoints = run_dir(tmp_path, "apex") / "checkpoints"
+    assert "extra" not in json.loads((checkpoints / "latest.json").read_text())
+    assert not [path for path in checkpoints.iterdir() if path.is_dir()]
+
+
 def _learner_steps_in(path: Path) -> int:
     from stable_baselines3 import DQN
 
@@ -81,6 +118,7 @@ def _learner_steps_in(path: Path) -> int:
         ),
         (["--set", "actors=0"], "actors must be a whole number of at least 1, got 0"),
         (["--set", "priority_eps=0"], "priority_eps must be a number > 0, got 0"),
+        (["--set", "checkpoint_replay=maybe"], "checkpoint_replay must be true or false, got 'maybe'"),
         (["--set", "n_steps=3"], "apex has no hyperparameter 'n_steps'"),
         (["--actors-on", "slurm"], "unknown --actors-on 'slurm'; choose from local, ray"),
         (["--ray-address", "auto"], "--ray-address needs --actors-on ray"),
