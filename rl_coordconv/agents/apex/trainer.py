@@ -2,8 +2,9 @@
 
 :class:`ApexTrainer` is the same loop for every pool (Acme's "builder + distributed program",
 in one class): it orders work from the actors a chunk at a time, stores what comes back in the
-replay, takes learner steps as fast as it can once the replay holds ``learning_starts``
-transitions, and publishes parameters. The run's :class:`~rl_coordconv.agents.trainer.Monitor`
+replay, takes learner steps once the replay holds ``learning_starts`` transitions, at the pace
+``samples_per_insert`` sets (:mod:`.limiter`: neither side waits for the other unless one gets
+ahead of that ratio), and publishes parameters. The run's :class:`~rl_coordconv.agents.trainer.Monitor`
 logs, reports and checkpoints, as for every algorithm. An actor that dies is started again as a
 new incarnation with new games; the steps it had been ordered and never delivered are ordered
 again; one that dies three times in a row ends the run.
@@ -12,6 +13,7 @@ again; one that dies three times in a row ends the run.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ import torch
 from rl_coordconv.agents.apex.actor import ActorSpec
 from rl_coordconv.agents.apex.config import ApexConfig
 from rl_coordconv.agents.apex.learner import ApexLearner
+from rl_coordconv.agents.apex.limiter import SampleToInsertRatio
 from rl_coordconv.agents.apex.networks import apex_policy_kwargs, game_spaces, make_apex_model
 from rl_coordconv.agents.apex.pools import ActorFailure, ActorPool, make_actor_pool
 from rl_coordconv.agents.apex.replay import PrioritizedReplay
@@ -93,6 +96,10 @@ class ApexTrainer(Trainer):
         self.learner = ApexLearner(model, config)
         self.num_timesteps = 0  # agent steps delivered by the actors, across resumes
         self.restarts = 0
+        self.limiter = SampleToInsertRatio.for_config(
+            config.samples_per_insert, config.batch_size, max(config.learning_starts, 1)
+        )
+        self._waited = {"learner": 0.0, "actors": 0.0}  # seconds each side was held by the limiter
         self.replay: PrioritizedReplay | None = None
         self._replay_rng: dict[str, Any] | None = None
         self._metrics: list[dict[str, float]] = []
@@ -139,6 +146,8 @@ class ApexTrainer(Trainer):
             trainer.num_timesteps = int(state["step"])
             trainer.restarts = int(state["apex"]["restarts"])
             trainer._replay_rng = state["apex"]["replay_rng"]
+            trainer.limiter.inserted = int(state["apex"].get("inserted", 0))  # older checkpoints: counted anew
+            trainer.limiter.sampled = int(state["apex"].get("sampled", 0))
             if checkpoint.extra is not None:
                 trainer.replay = trainer._new_replay(trainer.num_timesteps)
                 trainer.replay.load(checkpoint.extra)
@@ -160,6 +169,8 @@ class ApexTrainer(Trainer):
             "learner_steps": self.learner.steps,
             "restarts": self.restarts,
             "replay_rng": self.replay.rng.bit_generator.state,
+            "inserted": self.limiter.inserted,
+            "sampled": self.limiter.sampled,
         }
         return {"apex": apex}
 
@@ -170,7 +181,8 @@ class ApexTrainer(Trainer):
         return True
 
     def run_state(self) -> dict[str, Any]:
-        return {"learner_steps": self.learner.steps}
+        ratio = self.limiter.ratio()
+        return {"learner_steps": self.learner.steps, "samples_per_insert": None if ratio is None else round(ratio, 3)}
 
     def describe(self) -> str:
         n_params = sum(p.numel() for p in self.learner.policy.q_net.parameters())
@@ -185,7 +197,13 @@ class ApexTrainer(Trainer):
             "charts/learner_steps_per_s": (self.learner.steps - self._logged_learner_steps) / seconds,
             "charts/replay_size": float(0 if self.replay is None else self.replay.size),
             "charts/actor_restarts": float(self.restarts),
+            # the share of the time since the last log the limiter held each side back
+            "charts/learner_wait_fraction": self._waited["learner"] / seconds,
+            "charts/actor_hold_fraction": self._waited["actors"] / seconds,
         }
+        if (ratio := self.limiter.ratio()) is not None:
+            values["charts/samples_per_insert"] = ratio
+        self._waited = {"learner": 0.0, "actors": 0.0}
         if self._metrics:
             for key in self._metrics[0]:
                 values[f"losses/{key}"] = float(np.mean([m[key] for m in self._metrics]))
@@ -247,6 +265,7 @@ class ApexTrainer(Trainer):
         failures = [0] * config.actors
         orders: list[deque[int]] = [deque() for _ in range(config.actors)]
         issued = start_step
+        limiter = self.limiter
 
         def start(index: int) -> None:
             for env in range(n_envs):
@@ -257,13 +276,15 @@ class ApexTrainer(Trainer):
         for index in range(config.actors):
             start(index)
         while self.num_timesteps < until:
+            started = time.perf_counter()
+            actors_held = not limiter.may_insert()  # the learner is behind: no new work for now
             for index in range(config.actors):
-                while len(orders[index]) < _ORDERS_IN_FLIGHT and issued < until:
+                while len(orders[index]) < _ORDERS_IN_FLIGHT and issued < until and not actors_held:
                     steps = min(config.send_period, math.ceil((until - issued) / n_envs))
                     self.pool.submit(index, steps)
                     orders[index].append(steps)
                     issued += steps * n_envs
-            can_learn = replay.size >= learn_from
+            can_learn = replay.size >= learn_from and limiter.may_sample()
             for event in self.pool.poll(timeout=0.0 if can_learn else 0.05):
                 if event.incarnation != incarnations[event.index]:
                     continue  # from an actor already replaced
@@ -281,14 +302,23 @@ class ApexTrainer(Trainer):
                     continue
                 failures[index] = 0
                 orders[index].popleft()
-                replay.add(event.chunk, first_stream=index * n_envs)
+                added = replay.add(event.chunk, first_stream=index * n_envs)
+                limiter.record_insert(added, sampleable=replay.size >= learn_from)
                 self.num_timesteps += event.steps
                 for score, length in event.episodes:
                     monitor.episode(self.num_timesteps, score, length)
+            learner_held = False
             if replay.size >= learn_from:
-                batch = replay.sample(config.batch_size, config.beta)
-                td_errors, step_metrics = self.learner.step(batch)
-                replay.update_priorities(batch.indices, td_errors)
-                self.pool.publish(self.learner)
-                self._metrics.append(step_metrics)
+                if limiter.may_sample():
+                    batch = replay.sample(config.batch_size, config.beta)
+                    td_errors, step_metrics = self.learner.step(batch)
+                    limiter.record_sample()
+                    replay.update_priorities(batch.indices, td_errors)
+                    self.pool.publish(self.learner)
+                    self._metrics.append(step_metrics)
+                else:
+                    learner_held = True  # ahead of the ratio: wait for the actors
+            elapsed = time.perf_counter() - started
+            self._waited["learner"] += elapsed if learner_held else 0.0
+            self._waited["actors"] += elapsed if actors_held else 0.0
             monitor.tick()

@@ -28,6 +28,7 @@ def test_local_run_with_two_actors_trains_and_writes_the_run_directory(local_run
     assert config["actors_on"] == "local" and config["ray_address"] is None
     state = json.loads((run / "state.json").read_text())
     assert state["status"] == "finished" and state["agent_steps"] == 2000 and state["learner_steps"] > 0
+    assert state["samples_per_insert"] == pytest.approx(0.8, rel=0.15)  # the default ratio, held
     assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] >= 800
     assert (run / "final_model.zip").exists()
     rows = episode_rows(run / "episodes.csv")
@@ -37,7 +38,9 @@ def test_local_run_with_two_actors_trains_and_writes_the_run_directory(local_run
     steps = [int(r["agent_step"]) for r in rows]
     assert steps == sorted(steps) and steps[-1] <= 2000
     assert [s for s, _ in scalars(run, "charts/episodic_return")] == steps
-    for tag in ("charts/replay_size", "charts/learner_steps_per_s", "charts/fps", "losses/loss", "losses/q_values"):
+    tags = ("charts/replay_size", "charts/learner_steps_per_s", "charts/fps", "losses/loss", "losses/q_values")
+    tags += ("charts/samples_per_insert", "charts/learner_wait_fraction", "charts/actor_hold_fraction")
+    for tag in tags:
         assert scalars(run, tag), tag
     assert scalars(run, "charts/replay_size")[-1][1] > 400
     assert scalars(run, "charts/learner_steps_per_s")[-1][1] > 0
