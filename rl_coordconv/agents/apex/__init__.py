@@ -3,8 +3,9 @@
 Split the way Acme splits agents: :mod:`.config` (hyperparameters and their sources),
 :mod:`.networks` (the dueling double-Q network as an SB3 DQN, parameters as vectors),
 :mod:`.replay` (sum tree, frame-deduplicated prioritized replay), :mod:`.actor` (ε-greedy play,
-n-step transitions, initial priorities), :mod:`.learner` (the update), :mod:`.pools` (where the
-actors run: local processes or Ray), :mod:`.trainer` (the loop that wires them together).
+n-step transitions, initial priorities), :mod:`.learner` (the update), :mod:`.limiter` (samples per insert),
+:mod:`.pools` (where the actors run: local processes or Ray), :mod:`.trainer` (the loop that wires
+them together).
 ``python -m rl_coordconv.train --algo apex`` runs it.
 """
 
