@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from rl_coordconv.envs.catch import CATCH
 from rl_coordconv.figures import budget_label, plot_aggregate, plot_curves
 from rl_coordconv.results import Run, check_consistent, load_runs
 from rl_coordconv.runs import RunStateError
@@ -109,18 +110,23 @@ def _header(title: str, budget: int, command: str, grid: _Grid, root: Path, curv
     ]
 
 
-def _comparison(scores: Scores, game: str, arms: list[str]) -> list[str]:
+def _comparison(scores: Scores, game: str, arms: list[str], digits: int = 1) -> list[str]:
     """The cells comparing two arms on one game: difference [95% CI], permutation p, verdict."""
     if not all((game, a) in scores for a in arms):
         return ["–", "–", "missing runs"]
     verdict, diff = compare(scores, game, arms)
     p = permutation_p(scores[(game, arms[1])], scores[(game, arms[0])])
-    return [_fmt(diff), "–" if np.isnan(p) else f"{p:.2f}", verdict]
+    return [_fmt(diff, digits), "–" if np.isnan(p) else f"{p:.2f}", verdict]
+
+
+def _digits(scores: Scores) -> int:
+    """Decimals for scores: 1 for Atari's, 2 when every score lies within ±1 (Catch)."""
+    return 2 if all(np.all(np.abs(values) <= 1) for values in scores.values()) else 1
 
 
 def _final_score_table(scores: Scores, grid: _Grid, last_k: int) -> list[str]:
     """Seed means with their CIs per game × arm and, for two arms, the per-game comparison."""
-    arms = grid.arms
+    arms, digits = grid.arms, _digits(scores)
     lines = [
         f"Final score: the mean raw return of each run's last {last_k} games, then the mean over seeds"
         " with its 95% percentile-bootstrap CI over seeds and the number of seeds n. Verdict: the"
@@ -139,9 +145,9 @@ def _final_score_table(scores: Scores, grid: _Grid, last_k: int) -> list[str]:
         row = [game]
         for arm in arms:
             values = scores.get((game, arm))
-            row.append("–" if values is None else f"{_fmt(bootstrap_ci([values], np.mean))} ({len(values)})")
+            row.append("–" if values is None else f"{_fmt(bootstrap_ci([values], np.mean), digits)} ({len(values)})")
         if len(arms) == 2:
-            row += _comparison(scores, game, arms)
+            row += _comparison(scores, game, arms, digits)
         lines.append("| " + " | ".join(row) + " |")
     if len(arms) > 2 and (pairs := _pairs(arms)):
         lines += ["", "Each CoordConv arm against the conv arm with the same head:", ""]
@@ -149,7 +155,7 @@ def _final_score_table(scores: Scores, grid: _Grid, last_k: int) -> list[str]:
         for game in grid.games:
             for pair in pairs:
                 lines.append(
-                    f"| {game} | {pair[1]} − {pair[0]} | " + " | ".join(_comparison(scores, game, pair)) + " |"
+                    f"| {game} | {pair[1]} − {pair[0]} | " + " | ".join(_comparison(scores, game, pair, digits)) + " |"
                 )
     return lines
 
@@ -164,12 +170,12 @@ def _pairs(arms: list[str]) -> list[list[str]]:
     return pairs
 
 
-def _per_seed_table(grid: _Grid, last_k: int) -> list[str]:
+def _per_seed_table(grid: _Grid, last_k: int, digits: int = 1) -> list[str]:
     """Each run's final score by seed, so that a reader sees what the means are made of."""
     per_seed: dict[tuple[str, str], list[str]] = defaultdict(list)
     for run in sorted(grid.runs, key=lambda r: r.seed):
         if len(run.returns):
-            per_seed[(run.game, run.arm)].append(f"{run.seed}: {run.returns[-last_k:].mean():.1f}")
+            per_seed[(run.game, run.arm)].append(f"{run.seed}: {run.returns[-last_k:].mean():.{digits}f}")
     lines = ["", "Each run's final score (seed: score):", "", "| game | " + " | ".join(grid.arms) + " |"]
     lines += ["|---" * (len(grid.arms) + 1) + "|"]
     for game in grid.games:
@@ -265,9 +271,9 @@ def make_report(
     _make_writable(out)
 
     algo_key = grid.runs[0].algo
-    title = f"{_ALGO_NAMES.get(algo_key, algo_key.upper())} on Atari"
-    budget = max(r.budget_frames for r in grid.runs)
     found = {r.game for r in grid.runs}
+    title = f"{_ALGO_NAMES.get(algo_key, algo_key.upper())} on {'Catch' if found == {CATCH} else 'Atari'}"
+    budget = max(r.budget_frames for r in grid.runs)
     curves = plot_curves(grid.runs, [g for g in grid.games if g in found], grid.arms, out, bins, smooth, title)
     scores = final_scores(grid.runs, last_k)
     agg = aggregate(scores, grid.arms, grid.games)
@@ -275,7 +281,7 @@ def make_report(
     lines = [
         *_header(title, budget, command or "python -m rl_coordconv.plot", grid, root, curves),
         *_final_score_table(scores, grid, last_k),
-        *_per_seed_table(grid, last_k),
+        *_per_seed_table(grid, last_k, _digits(scores)),
         *_aggregate_section(agg, scores, grid.arms, agg_figure),
         *_settings_section(grid),
         *_missing_section(grid),

@@ -76,3 +76,18 @@ def test_four_arms_compare_each_coordconv_arm_with_the_conv_arm_of_its_head(tmp_
     flat = next(line for line in report.splitlines() if "| coordconv − conv |" in line).split(" | ")
     assert pool[-1] == "better |" and float(pool[2].split()[0]) == pytest.approx(7.0, abs=0.5)
     assert flat[-1].startswith("similar")
+
+
+def test_a_catch_report_says_catch_and_gives_scores_to_two_decimals(tmp_path):
+    for arm in ("conv", "coordconv"):
+        for seed in range(3):
+            path, _ = write_run(tmp_path / "runs", "Catch", arm, seed, mean=0.0)
+            rows = (path / "episodes.csv").read_text().splitlines()
+            wins = np.random.default_rng(seed).random(len(rows) - 1) < 0.8  # games end in +1 or −1
+            games = zip(rows[1:], wins, strict=True)
+            rows[1:] = [",".join([*row.split(",")[:3], "1" if win else "-1", "6"]) for row, win in games]
+            (path / "episodes.csv").write_text("\n".join(rows) + "\n")
+    report = make_report(tmp_path / "runs", tmp_path / "out").read_text()
+    assert report.startswith("# A2C on Catch: conv vs CoordConv")
+    row = next(line for line in report.splitlines() if line.startswith("| Catch | 0."))
+    assert re.fullmatch(r"\| Catch \| 0\.\d\d \[0\.\d\d, 0\.\d\d\] \(3\) \| .*", row)
