@@ -1,4 +1,5 @@
-"""scripts/: learning curves and TensorBoard scalars as tables, and the greedy actions of an Ape-X run."""
+"""scripts/: learning curves and TensorBoard scalars as tables, the greedy actions of an Ape-X run, how a Catch
+policy catches."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from helpers import run_dir
@@ -154,3 +156,30 @@ def test_greedy_actions_script_counts_the_q_networks_argmax(local_run, tmp_path,
     assert script.main([str(a2c)]) == 2
     err = capsys.readouterr().err
     assert "run of a2c" in err and "apex" in err and err.count("\n") == 1
+
+
+class _CatchPlayer:
+    """A stand-in model that reads ball and paddle off the newest frame: toward the ball, or never moves."""
+
+    def __init__(self, moves: bool) -> None:
+        self.moves = moves
+
+    def predict(self, obs, deterministic=True):
+        frames = obs[:, -1, ::12, ::12]  # one pixel per cell
+        ball = frames[:, :-1].max(axis=1).argmax(axis=1)
+        paddle = frames[:, -1].argmax(axis=1)
+        toward = np.where(ball < paddle, 1, np.where(ball > paddle, 2, 0))  # LEFT, RIGHT, NOOP
+        return (toward if self.moves else np.zeros_like(toward)), None
+
+
+@pytest.mark.parametrize("moves", [True, False])
+def test_catch_by_distance_counts_each_games_starting_distance(monkeypatch, capsys, tmp_path, moves):
+    catch_by_distance = _script("catch_by_distance")
+    monkeypatch.setattr(catch_by_distance, "load_run_model", lambda *a, **k: ({"game": "Catch"}, _CatchPlayer(moves)))
+    ball, paddle, caught = catch_by_distance.play(tmp_path, games=700, seed=0).T
+    assert caught.tolist() == (np.ones(700) if moves else (ball == paddle)).tolist()
+    assert catch_by_distance.main([str(tmp_path / "conv_pool" / "seed0"), "--games", "700"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| conv_pool (mean of 1) |"))
+    expected = "1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00" if moves else "1.00 | 0.00 | 0.00 | 0.00 | 0.00"
+    assert row.startswith(f"| conv_pool (mean of 1) | {expected}")

@@ -181,6 +181,10 @@ class CatchVecEnv(VecEnv):
             self._draw(ended)
         return self._stack.copy(), rewards, landed.copy(), infos
 
+    def positions(self) -> dict[str, np.ndarray]:
+        """Each game's ``ball_row``, ``ball_col`` and ``paddle`` column now (copies), for analysis."""
+        return {"ball_row": self._ball_row.copy(), "ball_col": self._ball_col.copy(), "paddle": self._paddle.copy()}
+
     def get_images(self) -> Sequence[np.ndarray | None]:
         """Each game's newest frame as an RGB image."""
         return [np.repeat(frame[..., None], 3, axis=2) for frame in self._stack[:, -1]]
