@@ -12,11 +12,13 @@ A resume drops what was logged after its checkpoint from both (:meth:`EpisodeLog
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from rl_coordconv.runs import RunDir, RunStateError, atomic_write_bytes, atomic_write_text
 
@@ -25,6 +27,7 @@ __all__ = [
     "SCALARS_FILE",
     "EpisodeLog",
     "RunRecorder",
+    "open_episodes",
     "read_episodes",
     "read_scalars",
     "truncate_events",
@@ -75,9 +78,14 @@ class EpisodeLog:
         return len(rows)
 
 
+def open_episodes(path: Path) -> TextIO:
+    """An ``episodes.csv``, or the ``episodes.csv.gz`` that ``plot --export`` writes for a large one, as text."""
+    return gzip.open(path, "rt", newline="") if path.suffix == ".gz" else path.open(newline="")
+
+
 def read_episodes(path: Path) -> Iterator[dict[str, str]]:
-    """Rows of an ``episodes.csv``; a torn last line (a kill mid-write) is skipped."""
-    with path.open(newline="") as handle:
+    """Rows of an ``episodes.csv`` (or ``.csv.gz``); a torn last line (a kill mid-write) is skipped."""
+    with open_episodes(path) as handle:
         for row in csv.DictReader(handle):
             if all(row.get(column) not in (None, "") for column in EPISODE_COLUMNS):
                 yield row

@@ -7,6 +7,7 @@ arrays of frames and raw returns.
 
 from __future__ import annotations
 
+import gzip
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +18,21 @@ import numpy as np
 from rl_coordconv.logs import SCALARS_FILE, read_episodes, write_scalars
 from rl_coordconv.runs import RunDir, RunStateError
 
-__all__ = ["SMALL_ARTEFACTS", "Run", "binned_curve", "check_consistent", "export_runs", "load_runs"]
+__all__ = [
+    "EXPORT_GZIP_BYTES",
+    "SMALL_ARTEFACTS",
+    "Run",
+    "binned_curve",
+    "check_consistent",
+    "export_runs",
+    "load_runs",
+]
 
 # The settings that must agree for runs to be averaged together, in the order reports list them.
 _SETTINGS = ("algo", "timesteps", "n_envs", "hyperparams", "env_backend", "protocol")
 
 # What a committed copy of a run keeps: enough to plot it again, none of the checkpoints or models.
-SMALL_ARTEFACTS = ("config.yaml", "episodes.csv", "state.json", SCALARS_FILE)
+SMALL_ARTEFACTS = ("config.yaml", "episodes.csv", "episodes.csv.gz", "state.json", SCALARS_FILE)
 
 
 @dataclass
@@ -64,7 +73,8 @@ def load_runs(root: Path) -> list[Run]:
         config = run_dir.read_config()
         if not {"algo", "game", "seed", "timesteps"} <= set(config):
             continue
-        rows = list(read_episodes(run_dir.episodes_path)) if run_dir.episodes_path.exists() else []
+        episodes = next((p for p in (run_dir.episodes_path, _compressed(run_dir.episodes_path)) if p.exists()), None)
+        rows = list(read_episodes(episodes)) if episodes else []
         state = run_dir.read_state()
         runs.append(
             Run(
@@ -117,12 +127,22 @@ def binned_curve(run: Run, edges: np.ndarray) -> np.ndarray:
     return curve
 
 
+# An episodes.csv over this size is exported gzipped (a Catch run of 300k steps plays ≈ 50k games:
+# 1.3 MB, 60 kB gzipped); plot and scripts/return_curve.py read either.
+EXPORT_GZIP_BYTES = 256 * 1024
+
+
+def _compressed(path: Path) -> Path:
+    return path.with_name(path.name + ".gz")
+
+
 def export_runs(root: Path, destination: Path) -> int:
     """Copy every *finished* run's small artefacts (config, episodes, state, scalars) to ``destination``.
 
     Keeps the ``<algo>/<Game>/<arm>/seed<N>`` layout and leaves out checkpoints, models and
     TensorBoard files, so the copy can be committed and plotted again; the event files' scalars
-    (losses, entropy, …) go in as ``scalars.csv``.
+    (losses, entropy, …) go in as ``scalars.csv``, and an ``episodes.csv`` over 256 kB as
+    ``episodes.csv.gz`` (the same bytes, gzipped reproducibly).
 
     :return: the number of runs copied
     """
@@ -133,8 +153,13 @@ def export_runs(root: Path, destination: Path) -> int:
         target = destination / run.path.relative_to(root)
         target.mkdir(parents=True, exist_ok=True)
         for name in SMALL_ARTEFACTS:
-            if (run.path / name).exists():
-                shutil.copyfile(run.path / name, target / name)
+            source = run.path / name
+            if source.name == "episodes.csv" and source.exists() and source.stat().st_size > EXPORT_GZIP_BYTES:
+                with gzip.GzipFile(_compressed(target / name), "wb", mtime=0) as packed:
+                    packed.write(source.read_bytes())
+                (target / name).unlink(missing_ok=True)
+            elif source.exists():
+                shutil.copyfile(source, target / name)
         write_scalars(run.path, target / SCALARS_FILE)
         copied += 1
     return copied

@@ -2,8 +2,8 @@
 
 Reads two kinds of file, told apart by their columns:
 
-- our runs' ``episodes.csv`` (``frames``, ``return``): each file is one run and gets a row of its
-  own, labelled ``Game/arm/seedN`` from its directory;
+- our runs' ``episodes.csv`` or exported ``episodes.csv.gz`` (``frames``, ``return``): each file is
+  one run and gets a row of its own, labelled ``Game/arm/seedN`` from its directory;
 - SB3 ``Monitor`` files (``r``, ``l``), e.g. rl-zoo3's trained agents
   (github.com/DLR-RM/rl-trained-agents, ``a2c/PongNoFrameskip-v4_1/*.monitor.csv``: one file per
   env of a 16-env A2C run). ``make_atari_env`` puts ``Monitor`` around the raw ``NoFrameskip``
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rl_coordconv.logs import EPISODE_COLUMNS, read_episodes
+from rl_coordconv.logs import EPISODE_COLUMNS, open_episodes, read_episodes
 from rl_coordconv.steps import parse_steps
 
 
@@ -37,7 +37,7 @@ def read_games(path: Path) -> tuple[str, np.ndarray, np.ndarray]:
     kind ``"episodes"``: frames are the run's frames when the game ended (read as the package
     reads them, a torn last line skipped); kind ``"monitor"``: frames are each game's own
     emulator frames (one env's)."""
-    with path.open(newline="") as handle:
+    with open_episodes(path) as handle:  # an SB3 Monitor file opens the same way
         reader = csv.DictReader(line for line in handle if not line.startswith("#"))
         rows = list(reader)
     columns = set(reader.fieldnames or ())

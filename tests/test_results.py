@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import numpy as np
-from helpers import make_grid
+from helpers import make_grid, write_run
 
 from rl_coordconv.report import make_report
-from rl_coordconv.results import Run, binned_curve, export_runs
+from rl_coordconv.results import EXPORT_GZIP_BYTES, Run, binned_curve, export_runs, load_runs
 
 
 def test_binned_curve_means_each_bin_and_carries_over_empty_ones(tmp_path):
@@ -49,3 +50,21 @@ def test_export_turns_event_files_into_scalars_csv_and_keeps_it_on_export_again(
     ]
     export_runs(tmp_path / "copy", tmp_path / "again")  # a committed copy has no events: copied as is
     assert (tmp_path / "again/a2c/Pong/coordconv/seed0/scalars.csv").read_text() == (copy / "scalars.csv").read_text()
+
+
+def test_a_large_episodes_csv_is_exported_gzipped_reproducibly_and_reads_the_same(tmp_path):
+    path, _ = write_run(tmp_path / "runs", "Catch", "conv", 0, games=20_000, mean=0.0)
+    original = path / "episodes.csv"
+    assert original.stat().st_size > EXPORT_GZIP_BYTES
+    export_runs(tmp_path / "runs", tmp_path / "copy")
+    copy = tmp_path / "copy/a2c/Catch/conv/seed0"
+    assert sorted(p.name for p in copy.iterdir()) == ["config.yaml", "episodes.csv.gz", "state.json"]
+    assert gzip.decompress((copy / "episodes.csv.gz").read_bytes()) == original.read_bytes()
+    export_runs(tmp_path / "runs", tmp_path / "again")  # the same bytes every time (no time stamp inside)
+    again = tmp_path / "again/a2c/Catch/conv/seed0/episodes.csv.gz"
+    assert again.read_bytes() == (copy / "episodes.csv.gz").read_bytes()
+    export_runs(tmp_path / "copy", tmp_path / "copy_of_copy")  # a committed copy exports as is
+    assert (tmp_path / "copy_of_copy/a2c/Catch/conv/seed0/episodes.csv.gz").exists()
+    [run], [copied] = load_runs(tmp_path / "runs"), load_runs(tmp_path / "copy")
+    np.testing.assert_array_equal(copied.returns, run.returns)
+    np.testing.assert_array_equal(copied.frames, run.frames)

@@ -3,6 +3,7 @@ policy catches."""
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,11 @@ def test_each_runs_episodes_get_a_row_and_monitor_files_pool_into_one(tmp_path, 
     assert "| Pong/coordconv/seed0 | – | -20.00 (1) | – |" in out
     # at run frames 1,600 and 4,800: none in the middle bin
     assert "| SB3 Monitor (1 of 16 envs) | -21.00 (1) | – | -18.00 (1) |" in out
+    # an exported episodes.csv.gz reads the same
+    packed = conv.with_name("episodes.csv.gz")
+    packed.write_bytes(gzip.compress(conv.read_bytes()))
+    assert return_curve.main([str(packed), "--bin", "2k"]) == 0
+    assert "| Pong/conv/seed0 | -20.00 (2) | -17.00 (1) |" in capsys.readouterr().out
 
 
 def test_cli_refuses_other_files_and_too_few_envs_in_one_line(tmp_path, capsys):
