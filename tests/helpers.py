@@ -171,6 +171,22 @@ TRUE_MEAN = {
 }
 
 
+def learner_batch(discounts: np.ndarray, weights: np.ndarray, seed: int = 0) -> Any:
+    """An Ape-X learner batch of Breakout-sized random screens (one per discount)."""
+    from rl_coordconv.agents.apex import SampledBatch
+
+    rng, size = np.random.default_rng(seed), len(discounts)
+    return SampledBatch(
+        indices=np.arange(size),
+        observations=rng.integers(0, 256, (size, 4, 84, 84), dtype=np.uint8),
+        actions=rng.integers(0, 4, size),
+        returns=rng.normal(size=size).astype(np.float32),
+        discounts=np.asarray(discounts, dtype=np.float32),
+        next_observations=rng.integers(0, 256, (size, 4, 84, 84), dtype=np.uint8),
+        weights=np.asarray(weights, dtype=np.float32),
+    )
+
+
 def write_run(root, game, arm, seed, timesteps=1000, finished=True, mean=None, games=300, seed_sd=1.0, algo="a2c"):
     """A run directory as ``train`` leaves it, whose games score around ``TRUE_MEAN`` (or ``mean``)."""
     path = run_dir(root, algo, game, arm, seed)

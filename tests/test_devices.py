@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import quadrant_envs, run_dir
+from helpers import learner_batch, quadrant_envs, run_dir
 from stable_baselines3 import A2C as SB3A2C
 from stable_baselines3.common.utils import set_random_seed
 
@@ -22,7 +22,6 @@ from rl_coordconv.agents.a2c import A2C
 from rl_coordconv.agents.apex.config import ApexConfig
 from rl_coordconv.agents.apex.learner import ApexLearner
 from rl_coordconv.agents.apex.networks import apex_policy_kwargs, game_spaces, make_apex_model
-from rl_coordconv.agents.apex.replay import SampledBatch
 from rl_coordconv.layers import AddCoords, CoordConv2d
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
@@ -74,16 +73,7 @@ def test_one_ape_x_learner_step(device, exact_cuda):
     observation_space, action_space = game_spaces("Breakout")
     policy_kwargs = apex_policy_kwargs(config, coordconv=True)
     learner = ApexLearner(make_apex_model(observation_space, action_space, config, policy_kwargs, 0, device), config)
-    rng = np.random.default_rng(0)
-    batch = SampledBatch(
-        indices=np.arange(8),
-        observations=rng.integers(0, 256, (8, 4, 84, 84), dtype=np.uint8),
-        actions=rng.integers(0, 4, 8),
-        returns=rng.normal(size=8).astype(np.float32),
-        discounts=np.full(8, 0.99**3, dtype=np.float32),
-        next_observations=rng.integers(0, 256, (8, 4, 84, 84), dtype=np.uint8),
-        weights=np.ones(8, dtype=np.float32),
-    )
+    batch = learner_batch(discounts=np.full(8, 0.99**3), weights=np.ones(8))
     before = learner.online_parameters().copy()
     priorities, metrics = learner.step(batch)
     assert learner.policy.device.type == device

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import learner_batch
 
-from rl_coordconv.agents.apex import ApexConfig, ApexLearner, DuelingDQNPolicy, SampledBatch, make_apex_model
+from rl_coordconv.agents.apex import ApexConfig, ApexLearner, DuelingDQNPolicy, make_apex_model
 from rl_coordconv.agents.apex.networks import apex_policy_kwargs, flat_parameters, game_spaces, load_flat_parameters
 from rl_coordconv.extractors import AtariCNN
 
@@ -22,16 +23,7 @@ def test_learner_step_minimises_the_double_q_n_step_error_and_copies_the_target(
     with torch.no_grad():  # the online network prefers action 0, the target network action 2
         policy.q_net.q_net.advantage[-1].bias += torch.tensor([1.0, 0.0, 0.0, 0.0])
         policy.q_net_target.q_net.advantage[-1].bias += torch.tensor([0.0, 0.0, 1.0, 0.0])
-    rng = np.random.default_rng(0)
-    batch = SampledBatch(
-        indices=np.arange(8),
-        observations=rng.integers(0, 256, (8, 4, 84, 84), dtype=np.uint8),
-        actions=rng.integers(0, 4, 8),
-        returns=rng.normal(size=8).astype(np.float32),
-        discounts=np.array([0.99**3] * 6 + [0.0, 0.99], dtype=np.float32),
-        next_observations=rng.integers(0, 256, (8, 4, 84, 84), dtype=np.uint8),
-        weights=np.linspace(0.2, 1, 8).astype(np.float32),
-    )
+    batch = learner_batch(discounts=np.array([0.99**3] * 6 + [0.0, 0.99]), weights=np.linspace(0.2, 1, 8))
     with torch.no_grad():
         next_obs = torch.as_tensor(batch.next_observations)
         online_next, target_next = policy.q_net(next_obs).numpy(), policy.q_net_target(next_obs).numpy()
