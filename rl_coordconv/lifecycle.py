@@ -218,6 +218,7 @@ def _train_locked(run: RunDir, config: TrainConfig, resume: bool, overwrite: boo
             run.write_state(
                 "finished", trainer.num_timesteps, **trainer.run_state(), wall_time=round(recorder.elapsed(), 1)
             )
+            run.drop_checkpoint_extras()  # a finished run is not resumed: free the replay's GBs
         except TrainingFailed as error:
             raise TrainingFailed(f"{error}; {_restart_hint(run)}") from error
         finally:

@@ -121,7 +121,7 @@ def _comparison(scores: Scores, game: str, arms: list[str], digits: int = 1) -> 
 
 def _digits(scores: Scores) -> int:
     """Decimals for scores: 1 for Atari's, 2 when every score lies within ±1 (Catch)."""
-    return 2 if all(np.all(np.abs(values) <= 1) for values in scores.values()) else 1
+    return 2 if scores and all(np.all(np.abs(values) <= 1) for values in scores.values()) else 1
 
 
 def _final_score_table(scores: Scores, grid: _Grid, last_k: int) -> list[str]:

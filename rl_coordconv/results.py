@@ -157,9 +157,11 @@ def export_runs(root: Path, destination: Path) -> int:
             if source.name == "episodes.csv" and source.exists() and source.stat().st_size > EXPORT_GZIP_BYTES:
                 with gzip.GzipFile(_compressed(target / name), "wb", mtime=0) as packed:
                     packed.write(source.read_bytes())
-                (target / name).unlink(missing_ok=True)
+                (target / name).unlink(missing_ok=True)  # a copy from an earlier export
             elif source.exists():
                 shutil.copyfile(source, target / name)
+                if name == "episodes.csv":
+                    _compressed(target / name).unlink(missing_ok=True)  # likewise
         write_scalars(run.path, target / SCALARS_FILE)
         copied += 1
     return copied

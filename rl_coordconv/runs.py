@@ -317,16 +317,19 @@ class RunDir:
         atomic_write_bytes(checkpoint.model, model_bytes)
         atomic_write_bytes(checkpoint.state, state)
         if write_extra is not None:
+            for left in self.checkpoint_dir.glob(".step_*.extra.tmp"):  # by a run killed while writing one
+                shutil.rmtree(left, ignore_errors=True)
             partial = self.checkpoint_dir / f".{name}.extra.tmp"
-            shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while writing it
             partial.mkdir()
-            if write_extra(partial):
-                fsync_directory(partial)
-                shutil.rmtree(extra, ignore_errors=True)
-                os.replace(partial, extra)
-                checkpoint = Checkpoint(step, checkpoint.model, checkpoint.state, extra)
-            else:
-                shutil.rmtree(partial)
+            try:
+                wrote = write_extra(partial)
+                if wrote:
+                    fsync_directory(partial)
+                    shutil.rmtree(extra, ignore_errors=True)
+                    os.replace(partial, extra)
+                    checkpoint = Checkpoint(step, checkpoint.model, checkpoint.state, extra)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)  # unless renamed: a failed or empty write
         latest = {"step": step, "model": checkpoint.model.name, "state": checkpoint.state.name}
         if checkpoint.extra is not None:
             latest["extra"] = checkpoint.extra.name
@@ -338,6 +341,16 @@ class RunDir:
             if old_extra != checkpoint.extra:
                 shutil.rmtree(old_extra, ignore_errors=True)
         return checkpoint
+
+    def drop_checkpoint_extras(self) -> None:
+        """Delete the checkpoints' extra directories (Ape-X: GBs of replay): a finished run is not resumed."""
+        latest = self.checkpoint_dir / "latest.json"
+        if latest.exists():
+            entry = json.loads(latest.read_text())
+            if entry.pop("extra", None) is not None:
+                atomic_write_text(latest, json.dumps(entry) + "\n")
+        for extra in self.checkpoint_dir.glob("step_*.extra"):
+            shutil.rmtree(extra, ignore_errors=True)
 
     def _checkpoint_names(self) -> list[str]:
         return sorted(p.name[: -len(".zip")] for p in self.checkpoint_dir.glob("step_*.zip"))

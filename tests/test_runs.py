@@ -88,7 +88,15 @@ def test_a_checkpoints_extra_directory_appears_whole_and_only_the_newest_keeps_o
         return True
 
     run.save_checkpoint(100, b"model", b"state", write)
-    (run.checkpoint_dir / ".step_000000000200.extra.tmp").mkdir()  # left by a run killed while writing
+    (run.checkpoint_dir / ".step_000000000150.extra.tmp").mkdir()  # left by a run killed while writing
+
+    def fail(directory: Path) -> bool:
+        (directory / "replay.bin").write_bytes(b"half")
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        run.save_checkpoint(150, b"model", b"state", fail)
+    assert run.latest_checkpoint().step == 100  # nothing of the failed one counts
     run.save_checkpoint(200, b"model", b"state", write)
     latest = run.latest_checkpoint()
     assert latest.extra == run.checkpoint_dir / "step_000000000200.extra"
@@ -98,6 +106,9 @@ def test_a_checkpoints_extra_directory_appears_whole_and_only_the_newest_keeps_o
     assert run.latest_checkpoint().extra is None
     assert not [p for p in run.checkpoint_dir.iterdir() if p.is_dir()]
     run.save_checkpoint(400, b"model", b"state", write)
-    shutil.rmtree(run.checkpoint_dir / "step_000000000400.extra")
-    with pytest.raises(RunStateError, match=r"checkpoint file .*step_000000000400\.extra named by .* is missing"):
+    run.drop_checkpoint_extras()  # when the run finishes
+    assert run.latest_checkpoint().extra is None and not list(run.checkpoint_dir.glob("*.extra"))
+    run.save_checkpoint(500, b"model", b"state", write)
+    shutil.rmtree(run.checkpoint_dir / "step_000000000500.extra")
+    with pytest.raises(RunStateError, match=r"checkpoint file .*step_000000000500\.extra named by .* is missing"):
         run.latest_checkpoint()

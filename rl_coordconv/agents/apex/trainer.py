@@ -143,15 +143,30 @@ class ApexTrainer(Trainer):
         trainer = cls.build(spec, config, device)
         try:
             trainer.learner = ApexLearner.load(checkpoint.model, trainer.config, trainer.device)
+        except Exception as error:  # SB3 raises many kinds on a damaged zip
+            trainer.close()
+            raise RunStateError(f"cannot load checkpoint {checkpoint.model}: {error!r}") from error
+        saved = trainer.learner.model.policy_kwargs
+        if (saved.get("net_arch"), saved.get("features_extractor_kwargs")) != (
+            trainer.policy_kwargs["net_arch"],
+            trainer.policy_kwargs["features_extractor_kwargs"],
+        ):  # e.g. a run begun before the paper's dueling head (2026-12-06): its actors would build another network
+            trainer.close()
+            raise RunStateError(
+                f"checkpoint {checkpoint.model} holds another Ape-X network (net_arch {saved.get('net_arch')}) than "
+                "this version builds; its final or checkpoint model still plays (enjoy), but the run cannot go on"
+            )
+        try:
             trainer.num_timesteps = int(state["step"])
             trainer.restarts = int(state["apex"]["restarts"])
             trainer._replay_rng = state["apex"]["replay_rng"]
-            trainer.limiter.inserted = int(state["apex"].get("inserted", 0))  # older checkpoints: counted anew
-            trainer.limiter.sampled = int(state["apex"].get("sampled", 0))
             if checkpoint.extra is not None:
                 trainer.replay = trainer._new_replay(trainer.num_timesteps)
                 trainer.replay.load(checkpoint.extra)
-        except Exception as error:  # SB3 raises many kinds on a damaged zip; an old state lacks keys
+                # the ratio goes on; without the replay, learning starts over and so does the count
+                trainer.limiter.inserted = int(state["apex"].get("inserted", 0))
+                trainer.limiter.sampled = int(state["apex"].get("sampled", 0))
+        except Exception as error:  # an old state lacks keys; a damaged replay
             trainer.close()
             raise RunStateError(f"cannot load checkpoint {checkpoint.model}: {error!r}") from error
         trainer._logged_learner_steps = trainer.learner.steps
@@ -277,7 +292,8 @@ class ApexTrainer(Trainer):
             start(index)
         while self.num_timesteps < until:
             started = time.perf_counter()
-            actors_held = not limiter.may_insert()  # the learner is behind: no new work for now
+            # the learner is behind: no new work for now (never while the replay fills)
+            actors_held = replay.size >= learn_from and not limiter.may_insert()
             for index in range(config.actors):
                 while len(orders[index]) < _ORDERS_IN_FLIGHT and issued < until and not actors_held:
                     steps = min(config.send_period, math.ceil((until - issued) / n_envs))
@@ -303,7 +319,8 @@ class ApexTrainer(Trainer):
                 failures[index] = 0
                 orders[index].popleft()
                 added = replay.add(event.chunk, first_stream=index * n_envs)
-                limiter.record_insert(added, sampleable=replay.size >= learn_from)
+                # counted from the moment the replay can be sampled: the chunk that crosses it, in part
+                limiter.record_insert(min(added, replay.size - learn_from + 1), sampleable=replay.size >= learn_from)
                 self.num_timesteps += event.steps
                 for score, length in event.episodes:
                     monitor.episode(self.num_timesteps, score, length)

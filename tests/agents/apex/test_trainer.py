@@ -15,7 +15,9 @@ import yaml
 from helpers import SMALL_APEX, episode_rows, one_torch_thread, run_dir, scalars
 
 from rl_coordconv import train
+from rl_coordconv.agents.apex import trainer as trainer_module
 from rl_coordconv.agents.apex.trainer import ApexTrainer
+from rl_coordconv.runs import RunDir
 
 
 def test_local_run_with_two_actors_trains_and_writes_the_run_directory(local_run):
@@ -30,6 +32,7 @@ def test_local_run_with_two_actors_trains_and_writes_the_run_directory(local_run
     assert state["status"] == "finished" and state["agent_steps"] == 2000 and state["learner_steps"] > 0
     assert state["samples_per_insert"] == pytest.approx(0.8, rel=0.15)  # the default ratio, held
     assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] >= 800
+    assert not [path for path in (run / "checkpoints").iterdir() if path.is_dir()]  # finished: no replay kept
     assert (run / "final_model.zip").exists()
     rows = episode_rows(run / "episodes.csv")
     assert rows, "Breakout games end within 2000 steps"
@@ -68,10 +71,14 @@ def test_resume_continues_an_interrupted_run_from_its_checkpoint(local_run, tmp_
     assert train.main([*args, "--log-dir", str(log_dir), "--resume", "--actors", "3"]) == 2  # finished
 
 
-def test_a_resumed_run_starts_from_the_replay_its_checkpoint_saved(local_run, tmp_path, monkeypatch):
-    log_dir = tmp_path / "copy"
-    shutil.copytree(local_run[0], log_dir)
-    run = run_dir(log_dir, "apex", arm="coordconv")
+def test_a_resumed_run_starts_from_the_replay_its_checkpoint_saved(tmp_path, monkeypatch):
+    args = [*SMALL_APEX, "--actors", "1", "--timesteps", "1600", "--checkpoint-every", "800"]
+    args += ["--log-dir", str(tmp_path)]
+    with monkeypatch.context() as patch:  # as if killed after its checkpoint: the replay is still there
+        patch.setattr(RunDir, "drop_checkpoint_extras", lambda self: None)
+        with one_torch_thread():
+            assert train.main(args) == 0
+    run = run_dir(tmp_path, "apex")
     latest = json.loads((run / "checkpoints" / "latest.json").read_text())
     saved = run / "checkpoints" / latest["extra"]
     frames, priorities = np.load(saved / "frames.npy"), np.load(saved / "priorities.npy")
@@ -87,11 +94,31 @@ def test_a_resumed_run_starts_from_the_replay_its_checkpoint_saved(local_run, tm
         return resumed_train(self, until, monitor)
 
     monkeypatch.setattr(ApexTrainer, "train", train_and_record)
-    args = [*SMALL_APEX, "--coordconv", "--actors", "2", "--timesteps", "2000", "--checkpoint-every", "1000"]
-    assert train.main([*args, "--log-dir", str(log_dir), "--resume"]) == 0
+    with one_torch_thread():
+        assert train.main([*args, "--resume"]) == 0
     assert at_start["size"] == size
     np.testing.assert_array_equal(at_start["frames"], frames)
     np.testing.assert_array_equal(at_start["priorities"], priorities)
+    # finished now: the replay's GBs are freed
+    assert "extra" not in json.loads((run / "checkpoints" / "latest.json").read_text())
+    assert not [path for path in (run / "checkpoints").iterdir() if path.is_dir()]
+
+
+def test_a_run_begun_with_another_network_is_refused_on_resume_in_one_line(local_run, tmp_path, capsys, monkeypatch):
+    log_dir = tmp_path / "copy"
+    shutil.copytree(local_run[0], log_dir)
+    run = run_dir(log_dir, "apex", arm="coordconv")
+    (run / "state.json").write_text(json.dumps({"status": "running", "agent_steps": 1000}))
+    earlier = trainer_module.apex_policy_kwargs  # this version builds a network the checkpoint does not hold
+
+    def linear_streams(*args, **kwargs):
+        kwargs = earlier(*args, **kwargs)
+        return dict(kwargs, net_arch=[])
+
+    monkeypatch.setattr(trainer_module, "apex_policy_kwargs", linear_streams)
+    args = [*SMALL_APEX, "--coordconv", "--actors", "2", "--timesteps", "2000", "--checkpoint-every", "1000"]
+    assert train.main([*args, "--log-dir", str(log_dir), "--resume"]) == 2
+    assert "holds another Ape-X network (net_arch [512]) than this version builds" in capsys.readouterr().err
 
 
 def test_checkpoint_replay_false_keeps_the_replay_out_of_checkpoints(tmp_path):
