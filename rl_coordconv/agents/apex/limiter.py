@@ -10,7 +10,9 @@ Ray actors it falls as 512 / (actors × chunk). :class:`SampleToInsertRatio` mak
     samples ≈ samples_per_insert × inserts
 
 within ``± tolerance`` samples. The learner waits only when a batch would take it more than the
-tolerance ahead; actors get no new work only when the learner is more than the tolerance behind.
+tolerance ahead; actors get no new work only when the learner is more than the tolerance behind,
+counting the work they were already given as done (else with many actors the orders in flight
+would take it far behind).
 Otherwise neither waits for the other. Which machine runs what does not enter: one actor or 64,
 local processes or Ray.
 """
@@ -64,9 +66,13 @@ class SampleToInsertRatio:
         """Whether one more batch keeps the learner within the tolerance."""
         return not self.enabled or self.ahead() + self.batch_size <= self.tolerance
 
-    def may_insert(self) -> bool:
-        """Whether actors may be given more work: the learner is not behind by more than the tolerance."""
-        return not self.enabled or self.ahead() >= -self.tolerance
+    def may_insert(self, pending: int = 0) -> bool:
+        """Whether actors may be given more work: the learner is not behind by more than the tolerance.
+
+        :param pending: transitions already ordered from the actors and not yet inserted; counted as
+            inserted, so that work in flight cannot take the learner further behind than one order
+        """
+        return not self.enabled or self.ahead() - self.samples_per_insert * pending >= -self.tolerance
 
     def record_insert(self, transitions: int, sampleable: bool) -> None:
         """Count transitions just added to the replay; ``sampleable``: the replay can be sampled now."""

@@ -292,10 +292,14 @@ class ApexTrainer(Trainer):
             start(index)
         while self.num_timesteps < until:
             started = time.perf_counter()
-            # the learner is behind: no new work for now (never while the replay fills)
-            actors_held = replay.size >= learn_from and not limiter.may_insert()
+            actors_held = False
             for index in range(config.actors):
-                while len(orders[index]) < _ORDERS_IN_FLIGHT and issued < until and not actors_held:
+                while len(orders[index]) < _ORDERS_IN_FLIGHT and issued < until:
+                    # the learner is behind, counting the work already ordered: none more for now
+                    # (never while the replay fills)
+                    if replay.size >= learn_from and not limiter.may_insert(pending=issued - self.num_timesteps):
+                        actors_held = True
+                        break
                     steps = min(config.send_period, math.ceil((until - issued) / n_envs))
                     self.pool.submit(index, steps)
                     orders[index].append(steps)

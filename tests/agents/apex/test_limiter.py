@@ -69,3 +69,12 @@ def test_the_tolerance_is_at_least_one_batch_so_neither_side_can_stall():
 def test_samples_per_insert_must_be_a_number_at_least_0(value):
     with pytest.raises(ValueError, match=f"samples_per_insert must be a number >= 0 \\(0: no limit\\), got {value!r}"):
         ApexConfig(samples_per_insert=value)
+
+
+def test_work_already_ordered_counts_against_new_orders():
+    limiter = SampleToInsertRatio.for_config(samples_per_insert=4.0, batch_size=32, learning_starts=2000)
+    assert limiter.tolerance == 800
+    assert limiter.may_insert(pending=200)  # 800 samples' worth in flight: at the edge
+    assert not limiter.may_insert(pending=201)
+    limiter.record_insert(200, sampleable=True)  # it arrived: the learner owes 800 samples
+    assert limiter.may_insert(pending=0) and not limiter.may_insert(pending=1)
