@@ -208,7 +208,11 @@ def _train_locked(run: RunDir, config: TrainConfig, resume: bool, overwrite: boo
             wall_offset = float(state["wall_time"])
             print(f"resuming {run.path} at step {trainer.num_timesteps:,}")
         recorder = RunRecorder(
-            run, start_step=trainer.num_timesteps, wall_offset=wall_offset, frame_skip=frames_per_step(config.game)
+            run,
+            start_step=trainer.num_timesteps,
+            wall_offset=wall_offset,
+            frame_skip=frames_per_step(config.game),
+            actors=trainer.has_actors,
         )
         try:
             with Monitor(config, run, recorder, trainer) as monitor:

@@ -23,6 +23,7 @@ from typing import TextIO
 from rl_coordconv.runs import RunDir, RunStateError, atomic_write_bytes, atomic_write_text
 
 __all__ = [
+    "ACTOR_COLUMN",
     "EPISODE_COLUMNS",
     "SCALARS_FILE",
     "EpisodeLog",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 EPISODE_COLUMNS = ("agent_step", "frames", "wall_time", "return", "length")
+# The column a run with actors (Ape-X) adds: which actor played the game, and so at which ε.
+ACTOR_COLUMN = "actor"
 SCALARS_FILE = "scalars.csv"
 SCALAR_COLUMNS = ("tag", "step", "value")
 # logged once per game: episodes.csv has every game already, so scalars.csv leaves them out
@@ -45,19 +48,37 @@ class EpisodeLog:
     """Append-only CSV of finished games, flushed row by row.
 
     :param path: the ``episodes.csv`` file; created with a header if missing
+    :param actors: a new file gets the ``actor`` column too (an existing file keeps the columns it
+        has, so a run begun without it is resumed without it)
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, actors: bool = False) -> None:
         self.path = path
         new = not path.exists() or path.stat().st_size == 0
+        self.columns: tuple[str, ...]
+        if new:
+            self.columns = (*EPISODE_COLUMNS, ACTOR_COLUMN) if actors else EPISODE_COLUMNS
+        else:
+            self.columns = _header(path)
         self._handle = path.open("a", newline="")
         self._writer = csv.writer(self._handle)
         if new:
-            self._writer.writerow(EPISODE_COLUMNS)
+            self._writer.writerow(self.columns)
             self._handle.flush()
 
-    def write(self, agent_step: int, frames: int, wall_time: float, episode_return: float, length: int) -> None:
-        self._writer.writerow([agent_step, frames, f"{wall_time:.3f}", f"{episode_return:g}", length])
+    def write(
+        self,
+        agent_step: int,
+        frames: int,
+        wall_time: float,
+        episode_return: float,
+        length: int,
+        actor: int | None = None,
+    ) -> None:
+        row: list[object] = [agent_step, frames, f"{wall_time:.3f}", f"{episode_return:g}", length]
+        if ACTOR_COLUMN in self.columns:
+            row.append("" if actor is None else actor)
+        self._writer.writerow(row)
         self._handle.flush()
 
     def close(self) -> None:
@@ -69,13 +90,20 @@ class EpisodeLog:
         if not path.exists():
             return 0
         rows = [row for row in read_episodes(path) if int(row["agent_step"]) <= agent_step]
+        columns = _header(path)
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(EPISODE_COLUMNS)
+        writer.writerow(columns)
         for row in rows:
-            writer.writerow([row[column] for column in EPISODE_COLUMNS])
+            writer.writerow([row[column] for column in columns])
         atomic_write_text(path, buffer.getvalue())
         return len(rows)
+
+
+def _header(path: Path) -> tuple[str, ...]:
+    """The columns an ``episodes.csv`` was begun with."""
+    with open_episodes(path) as handle:
+        return tuple(next(csv.reader(handle), EPISODE_COLUMNS))
 
 
 def open_episodes(path: Path) -> TextIO:
@@ -201,16 +229,19 @@ class RunRecorder:
         from an interrupted attempt is purged
     :param wall_offset: wall time already spent before a resume, in seconds
     :param frame_skip: frames per agent step, for the ``frames`` column
+    :param actors: ``episodes.csv`` names the actor of each game (a new run's file)
     """
 
-    def __init__(self, run: RunDir, start_step: int = 0, wall_offset: float = 0.0, frame_skip: int = 4) -> None:
+    def __init__(
+        self, run: RunDir, start_step: int = 0, wall_offset: float = 0.0, frame_skip: int = 4, actors: bool = False
+    ) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.run = run
         self.frame_skip = frame_skip
         self.wall_offset = wall_offset
         self._start = time.monotonic()
-        self.episodes = EpisodeLog(run.episodes_path)
+        self.episodes = EpisodeLog(run.episodes_path, actors=actors)
         # An interrupted attempt's points after the checkpoint go; those at its step stay, as in
         # episodes.csv. The purge step tells a TensorBoard that already read them.
         if start_step > 0:
@@ -222,8 +253,8 @@ class RunRecorder:
         """Wall time of the run so far, across resumes."""
         return self.wall_offset + time.monotonic() - self._start
 
-    def episode(self, agent_step: int, episode_return: float, length: int) -> None:
-        self.episodes.write(agent_step, agent_step * self.frame_skip, self.elapsed(), episode_return, length)
+    def episode(self, agent_step: int, episode_return: float, length: int, actor: int | None = None) -> None:
+        self.episodes.write(agent_step, agent_step * self.frame_skip, self.elapsed(), episode_return, length, actor)
         self.writer.add_scalar("charts/episodic_return", episode_return, agent_step)
         self.writer.add_scalar("charts/episodic_length", length, agent_step)
         self.recent_returns = [*self.recent_returns[-99:], episode_return]

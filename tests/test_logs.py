@@ -105,3 +105,21 @@ def test_a_run_without_scalars_or_with_a_bad_scalars_csv_is_one_clear_error(tmp_
     (tmp_path / SCALARS_FILE).write_text("tag,step,value\nlosses/entropy_loss,10,-1.79\nlosses/entropy_loss,ten,-1\n")
     with pytest.raises(RunStateError, match=r"scalars\.csv line 3 is not a row of \(tag, step, value\)"):
         read_scalars(tmp_path)
+
+
+def test_games_name_their_actor_and_a_run_begun_without_the_column_keeps_its_columns(tmp_path):
+    path = tmp_path / "episodes.csv"
+    log = EpisodeLog(path, actors=True)
+    log.write(100, 400, 1.0, -21, 800, actor=1)
+    log.write(200, 800, 2.0, -20, 810, actor=0)
+    log.close()
+    assert [(r["agent_step"], r["actor"]) for r in episode_rows(path)] == [("100", "1"), ("200", "0")]
+    assert EpisodeLog.truncate_after(path, 150) == 1
+    header = "agent_step,frames,wall_time,return,length,actor"
+    assert path.read_text().splitlines() == [header, "100,400,1.000,-21,800,1"]
+    older = tmp_path / "older.csv"  # begun before the column: resumed, it goes on without it
+    older.write_text("agent_step,frames,wall_time,return,length\n100,400,1.000,-21,800\n")
+    log = EpisodeLog(older, actors=True)
+    log.write(200, 800, 2.0, -20, 810, actor=0)
+    log.close()
+    assert older.read_text().splitlines()[-1] == "200,800,2.000,-20,810"

@@ -40,6 +40,7 @@ class Trainer(ABC):
     """
 
     num_timesteps: int  # agent steps so far, across resumes
+    has_actors = False  # its games are played by numbered actors (episodes.csv gets an actor column)
 
     @classmethod
     @abstractmethod
@@ -131,9 +132,10 @@ class Monitor:
     def _after(step: int, every: int) -> int:
         return (step // every + 1) * every
 
-    def episode(self, step: int, score: float, length: int) -> None:
-        """A game ended at agent step ``step`` with this raw score and length in agent steps."""
-        self.recorder.episode(step, score, length)
+    def episode(self, step: int, score: float, length: int, actor: int | None = None) -> None:
+        """A game ended at agent step ``step`` with this raw score and length in agent steps (played
+        by ``actor``, for a trainer with :attr:`Trainer.has_actors`)."""
+        self.recorder.episode(step, score, length, actor)
 
     def tick(self) -> None:
         """Log, checkpoint and report as their cadences say."""

@@ -36,12 +36,29 @@ from rl_coordconv.runs import Checkpoint, RunStateError, TrainingFailed
 if TYPE_CHECKING:
     from rl_coordconv.agents.registry import AlgoSpec
 
-__all__ = ["ApexTrainer"]
+__all__ = ["ApexTrainer", "next_actor"]
 
 # Orders in flight per actor: one to work on, one queued, so an actor never waits for the learner.
 _ORDERS_IN_FLIGHT = 2
 # An actor slot that dies this many times in a row without delivering anything is a bug, not bad luck.
 _MAX_CONSECUTIVE_FAILURES = 3
+
+
+def next_actor(orders: list[deque[int]], delivered: list[int], n_envs: int) -> int | None:
+    """The actor to order the next chunk from, or None when every actor has its orders in flight.
+
+    The one with the fewest orders in flight, then the fewest agent steps delivered and ordered:
+    when the limiter lets one order through at a time, every actor gets its share in turn (taking
+    the first actor with room gave it nearly all the work, and so the run nearly all of one ε).
+
+    :param orders: each actor's orders in flight (vector steps)
+    :param delivered: agent steps each actor has delivered
+    :param n_envs: games per actor (agent steps per vector step)
+    """
+    open_slots = [index for index, queue in enumerate(orders) if len(queue) < _ORDERS_IN_FLIGHT]
+    if not open_slots:
+        return None
+    return min(open_slots, key=lambda index: (len(orders[index]), delivered[index] + sum(orders[index]) * n_envs))
 
 
 class ApexTrainer(Trainer):
@@ -59,6 +76,8 @@ class ApexTrainer(Trainer):
     :param head: ``flatten`` or ``pool`` (see :class:`~rl_coordconv.extractors.AtariCNN`)
     :param device: the learner's torch device (actors run on their CPU)
     """
+
+    has_actors = True  # episodes.csv: which actor (which ε) played each game
 
     def __init__(
         self,
@@ -96,6 +115,7 @@ class ApexTrainer(Trainer):
         self.learner = ApexLearner(model, config)
         self.num_timesteps = 0  # agent steps delivered by the actors, across resumes
         self.restarts = 0
+        self.actor_steps = [0] * config.actors  # agent steps each actor slot delivered, across resumes
         self.limiter = SampleToInsertRatio.for_config(
             config.samples_per_insert, config.batch_size, max(config.learning_starts, 1)
         )
@@ -160,6 +180,9 @@ class ApexTrainer(Trainer):
             trainer.num_timesteps = int(state["step"])
             trainer.restarts = int(state["apex"]["restarts"])
             trainer._replay_rng = state["apex"]["replay_rng"]
+            actor_steps = state["apex"].get("actor_steps")  # absent before 2026-12-06
+            if actor_steps is not None and len(actor_steps) == trainer.config.actors:
+                trainer.actor_steps = [int(steps) for steps in actor_steps]
             if checkpoint.extra is not None:
                 trainer.replay = trainer._new_replay(trainer.num_timesteps)
                 trainer.replay.load(checkpoint.extra)
@@ -186,6 +209,7 @@ class ApexTrainer(Trainer):
             "replay_rng": self.replay.rng.bit_generator.state,
             "inserted": self.limiter.inserted,
             "sampled": self.limiter.sampled,
+            "actor_steps": self.actor_steps,
         }
         return {"apex": apex}
 
@@ -197,7 +221,11 @@ class ApexTrainer(Trainer):
 
     def run_state(self) -> dict[str, Any]:
         ratio = self.limiter.ratio()
-        return {"learner_steps": self.learner.steps, "samples_per_insert": None if ratio is None else round(ratio, 3)}
+        return {
+            "learner_steps": self.learner.steps,
+            "samples_per_insert": None if ratio is None else round(ratio, 3),
+            "actor_steps": self.actor_steps,
+        }
 
     def describe(self) -> str:
         n_params = sum(p.numel() for p in self.learner.policy.q_net.parameters())
@@ -293,17 +321,16 @@ class ApexTrainer(Trainer):
         while self.num_timesteps < until:
             started = time.perf_counter()
             actors_held = False
-            for index in range(config.actors):
-                while len(orders[index]) < _ORDERS_IN_FLIGHT and issued < until:
-                    # the learner is behind, counting the work already ordered: none more for now
-                    # (never while the replay fills)
-                    if replay.size >= learn_from and not limiter.may_insert(pending=issued - self.num_timesteps):
-                        actors_held = True
-                        break
-                    steps = min(config.send_period, math.ceil((until - issued) / n_envs))
-                    self.pool.submit(index, steps)
-                    orders[index].append(steps)
-                    issued += steps * n_envs
+            while issued < until and (chosen := next_actor(orders, self.actor_steps, n_envs)) is not None:
+                # the learner is behind, counting the work already ordered: none more for now
+                # (never while the replay fills)
+                if replay.size >= learn_from and not limiter.may_insert(pending=issued - self.num_timesteps):
+                    actors_held = True
+                    break
+                steps = min(config.send_period, math.ceil((until - issued) / n_envs))
+                self.pool.submit(chosen, steps)
+                orders[chosen].append(steps)
+                issued += steps * n_envs
             can_learn = replay.size >= learn_from and limiter.may_sample()
             for event in self.pool.poll(timeout=0.0 if can_learn else 0.05):
                 if event.incarnation != incarnations[event.index]:
@@ -326,8 +353,9 @@ class ApexTrainer(Trainer):
                 # counted from the moment the replay can be sampled: the chunk that crosses it, in part
                 limiter.record_insert(min(added, replay.size - learn_from + 1), sampleable=replay.size >= learn_from)
                 self.num_timesteps += event.steps
+                self.actor_steps[index] += event.steps
                 for score, length in event.episodes:
-                    monitor.episode(self.num_timesteps, score, length)
+                    monitor.episode(self.num_timesteps, score, length, actor=index)
             learner_held = False
             if replay.size >= learn_from:
                 if limiter.may_sample():

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import shutil
 import sys
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from helpers import SMALL_APEX, episode_rows, one_torch_thread, run_dir, scalars
 
 from rl_coordconv import train
 from rl_coordconv.agents.apex import trainer as trainer_module
-from rl_coordconv.agents.apex.trainer import ApexTrainer
+from rl_coordconv.agents.apex.trainer import ApexTrainer, next_actor
 from rl_coordconv.runs import RunDir
 
 
@@ -34,10 +35,13 @@ def test_local_run_with_two_actors_trains_and_writes_the_run_directory(local_run
     assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] >= 800
     assert not [path for path in (run / "checkpoints").iterdir() if path.is_dir()]  # finished: no replay kept
     assert (run / "final_model.zip").exists()
+    # each actor did its share: with the limiter holding the actors back, the first used to get it all
+    assert sum(state["actor_steps"]) == 2000 and min(state["actor_steps"]) >= 800, state["actor_steps"]
     rows = episode_rows(run / "episodes.csv")
     assert rows, "Breakout games end within 2000 steps"
     for row in rows:
         assert int(row["frames"]) == 4 * int(row["agent_step"]) and float(row["return"]) >= 0
+    assert {row["actor"] for row in rows} == {"0", "1"}  # which ε played each game
     steps = [int(r["agent_step"]) for r in rows]
     assert steps == sorted(steps) and steps[-1] <= 2000
     assert [s for s, _ in scalars(run, "charts/episodic_return")] == steps
@@ -49,6 +53,22 @@ def test_local_run_with_two_actors_trains_and_writes_the_run_directory(local_run
     assert scalars(run, "charts/learner_steps_per_s")[-1][1] > 0
     assert scalars(run, "coordconv/coord_weight_ratio")
     assert "2 actors (local) × 2 envs" in stdout and "finished" in stdout
+
+
+def test_orders_go_to_each_actor_in_turn_when_the_limiter_lets_one_through_at_a_time():
+    orders: list[deque[int]] = [deque(), deque(), deque()]
+    delivered = [0, 0, 0]
+    for _ in range(300):
+        for index, queue in enumerate(orders):  # every actor delivers its oldest order
+            if queue:
+                delivered[index] += queue.popleft() * 4
+        index = next_actor(orders, delivered, n_envs=4)  # the limiter allows one new order
+        assert index is not None
+        orders[index].append(50)
+    assert max(delivered) - min(delivered) <= 50 * 4, delivered
+    orders = [deque([50, 50]), deque([50]), deque([50, 50])]
+    assert next_actor(orders, [0, 10_000, 0], n_envs=4) == 1  # fewest orders in flight first
+    assert next_actor([deque([50, 50])] * 2, [0, 0], n_envs=4) is None  # all busy
 
 
 def test_resume_continues_an_interrupted_run_from_its_checkpoint(local_run, tmp_path, capsys):
