@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ def _script(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass resolves its annotations in its module
     spec.loader.exec_module(module)
     return module
 
@@ -162,6 +165,30 @@ def test_greedy_actions_script_counts_the_q_networks_argmax(local_run, tmp_path,
     assert script.main([str(a2c)]) == 2
     err = capsys.readouterr().err
     assert "run of a2c" in err and "apex" in err and err.count("\n") == 1
+
+
+def test_apex_progress_rebuilds_learner_steps_and_splits_games_by_actor(local_run, tmp_path, capsys):
+    script = _script("apex_progress")
+    run = run_dir(local_run[0], "apex", arm="coordconv")
+    loaded = script.load(run)
+    state = json.loads((run / "state.json").read_text())
+    # the learner steps the logged samples per insert imply, against the count the run kept
+    assert loaded.learner_steps(state["agent_steps"]) == pytest.approx(state["learner_steps"], rel=0.1, abs=3)
+    assert loaded.actors is not None and set(loaded.actors) == {0, 1} and loaded.epsilons[0] == 0.4
+    figure = tmp_path / "progress.png"
+    assert script.main([str(run), "--every", "0.0005", "--figure", str(figure)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| Breakout/")]
+    assert len(lines) >= 2 and figure.stat().st_size > 0
+    last = [cell.strip() for cell in lines[-1].strip("|").split("|")]
+    # all games, then actor 0's and actor 1's: last 100 of each
+    games = [int(cell.split("(")[1].split(")")[0]) for cell in last[3:6]]
+    assert games[0] == min(100, len(loaded.returns)) and games[1] + games[2] >= games[0]
+    assert last[-2] == f"{int(last[-3].replace(',', '')) // 20:,}"  # target copies every 20 learner steps
+    a2c = tmp_path / "a2c"
+    a2c.mkdir()
+    (a2c / "config.yaml").write_text(yaml.safe_dump({"algo": "a2c", "game": "Pong"}))
+    assert script.main([str(a2c)]) == 2
+    assert "not an Ape-X run" in capsys.readouterr().err
 
 
 class _CatchPlayer:

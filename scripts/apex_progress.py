@@ -1,0 +1,199 @@
+"""An Ape-X run against the clock: return, frames and learner work at each hour of wall time, and a figure.
+
+For each run (a live run directory or a committed copy: ``config.yaml``, ``episodes.csv[.gz]``,
+``scalars.csv`` or event files), a table row at every ``--every`` of wall time and at the run's
+last game: frames played, the mean raw return of the last 100 games ended by then (all actors, the
+run's final score, and each actor's own, at its ε, where ``episodes.csv`` names the actor), learner
+steps, target-network copies and samples per insert. ``--figure`` draws return against frames and
+against wall time (each actor's), learner steps against wall time and samples per insert against
+frames.
+
+Learner steps are not logged as such: they follow from the logged cumulative samples per insert,
+``samples_per_insert × (agent steps − learning_starts) / batch_size`` (the limiter counts inserts
+from ``learning_starts`` on), which a run's own ``state.json`` confirms at its end; target copies
+are ``learner steps // target_update_interval``. Usage::
+
+    python scripts/apex_progress.py results/atari/runs_apex_small/apex/Pong/*/seed0 --figure curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rl_coordconv.agents.apex.config import actor_epsilon
+from rl_coordconv.logs import ACTOR_COLUMN, read_episodes, read_scalars
+from rl_coordconv.runs import RunDir, RunStateError
+
+LAST_GAMES = 100  # the final score's games (rl_coordconv.plot --last-k)
+SPI_TAG = "charts/samples_per_insert"
+
+
+@dataclass
+class ApexRun:
+    """One Ape-X run's games and its logged samples per insert."""
+
+    label: str
+    batch_size: int
+    learning_starts: int
+    target_update_interval: int
+    steps: np.ndarray  # agent step at each game's end
+    frames: np.ndarray
+    hours: np.ndarray  # wall time at each game's end
+    returns: np.ndarray
+    actors: np.ndarray | None  # the actor of each game, where episodes.csv names it
+    epsilons: list[float]  # each actor's ε
+    spi: list[tuple[int, float]]  # (agent step, cumulative samples per insert)
+
+    def learner_steps(self, step: float) -> int:
+        """Learner steps taken by agent step ``step``, from the last samples per insert logged by then."""
+        logged = [value for at, value in self.spi if at <= step]
+        if not logged:
+            return 0
+        return round(logged[-1] * max(0.0, step - self.learning_starts) / self.batch_size)
+
+    def score(self, hours: float, actor: int | None = None) -> str:
+        """Mean return of the last 100 games (of ``actor``, or of all) ended by ``hours``, and how many."""
+        chosen = self.hours <= hours
+        if actor is not None and self.actors is not None:
+            chosen &= self.actors == actor
+        ended = self.returns[chosen][-LAST_GAMES:]
+        return f"{ended.mean():.2f} ({len(ended)})" if len(ended) else "–"
+
+
+def load(path: Path) -> ApexRun:
+    """Read one Ape-X run directory; a run of another algorithm, or one with no games yet, is a ValueError."""
+    run = RunDir(path)
+    config = run.read_config()
+    if config.get("algo") != "apex":
+        raise ValueError(f"{path} is not an Ape-X run (algo: {config.get('algo')!r})")
+    episodes = run.episodes_path
+    if not episodes.exists():
+        episodes = episodes.with_name(episodes.name + ".gz")
+    rows = list(read_episodes(episodes)) if episodes.exists() else []
+    if not rows:
+        raise ValueError(f"{path} has no finished games yet")
+    spi = read_scalars(path).get(SPI_TAG, [])
+    hyper = config["hyperparams"]
+    named = all(row.get(ACTOR_COLUMN) not in (None, "") for row in rows)
+    actors = int(hyper["actors"])
+    return ApexRun(
+        label="/".join(path.parts[-3:]),
+        batch_size=int(hyper["batch_size"]),
+        learning_starts=int(hyper["learning_starts"]),
+        target_update_interval=int(hyper["target_update_interval"]),
+        steps=np.array([float(r["agent_step"]) for r in rows]),
+        frames=np.array([float(r["frames"]) for r in rows]),
+        hours=np.array([float(r["wall_time"]) for r in rows]) / 3600,
+        returns=np.array([float(r["return"]) for r in rows]),
+        actors=np.array([int(r[ACTOR_COLUMN]) for r in rows]) if named else None,
+        epsilons=[actor_epsilon(i, actors, hyper["epsilon_base"], hyper["epsilon_alpha"]) for i in range(actors)],
+        spi=spi,
+    )
+
+
+def table(runs: list[ApexRun], every_hours: float) -> list[str]:
+    """Markdown rows: each run at every ``every_hours`` of wall time and at its last game."""
+    most = max((len(run.epsilons) for run in runs if run.actors is not None), default=0)  # actor columns
+    lines = [
+        f"| run | wall time | frames | last {LAST_GAMES} games (games) | "
+        + "".join(f"actor {i}'s | " for i in range(most))
+        + "learner steps | target copies | samples per insert |",
+        "|---|" + "---:|" * (6 + most),
+    ]
+    for run in runs:
+        end = float(run.hours[-1])
+        marks = [*np.arange(every_hours, end, every_hours), end]
+        for hours in marks:
+            index = int(np.searchsorted(run.hours, hours, side="right")) - 1
+            step = run.steps[index]
+            learner = run.learner_steps(step)
+            spi = [value for at, value in run.spi if at <= step]
+            actors = [
+                f"{run.score(hours, actor)} ε {run.epsilons[actor]:.2g}"
+                if run.actors is not None and actor < len(run.epsilons)
+                else "–"
+                for actor in range(most)
+            ]
+            lines.append(
+                f"| {run.label} | {hours:.2f} h | {run.frames[index] / 1e6:.2f}M | {run.score(hours)} | "
+                + "".join(f"{cell} | " for cell in actors)
+                + f"{learner:,} | {learner // run.target_update_interval:,} | {spi[-1] if spi else float('nan'):.2f} |"
+            )
+    return lines
+
+
+def _rolling(returns: np.ndarray) -> np.ndarray:
+    """Mean of the last (up to) 100 games at each game."""
+    sums = np.cumsum(np.concatenate([[0.0], returns]))
+    ends = np.arange(1, len(returns) + 1)
+    starts = np.maximum(0, ends - LAST_GAMES)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def figure(runs: list[ApexRun], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    for run in runs:
+        if run.actors is None:
+            games = [(run.label, np.ones(len(run.returns), dtype=bool))]
+        else:
+            games = [
+                (f"{run.label}, actor {actor} (ε {eps:.2g})", run.actors == actor)
+                for actor, eps in enumerate(run.epsilons)
+            ]
+        for label, chosen in games:
+            rolling = _rolling(run.returns[chosen])
+            axes[0, 0].plot(run.frames[chosen] / 1e6, rolling, label=label)
+            axes[0, 1].plot(run.hours[chosen], rolling, label=label)
+        axes[1, 0].plot(run.hours, [run.learner_steps(step) / 1e3 for step in run.steps], label=run.label)
+        if run.spi:
+            at, value = zip(*run.spi, strict=True)
+            axes[1, 1].plot(np.array(at) * 4 / 1e6, value, label=run.label)
+    labels = [
+        ("frames (M)", f"mean return, last {LAST_GAMES} games"),
+        ("wall time (h)", f"mean return, last {LAST_GAMES} games"),
+        ("wall time (h)", "learner steps (thousands)"),
+        ("frames (M)", "samples per insert (cumulative)"),
+    ]
+    for ax, (x, y) in zip(axes.flat, labels, strict=True):
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Ape-X: return against frames and wall time, and the learner's work")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", type=Path, nargs="+", help="Ape-X run directories (live or committed copies)")
+    parser.add_argument("--every", type=float, default=1.0, help="hours of wall time between rows (default: 1)")
+    parser.add_argument("--figure", type=Path, default=None, help="also draw the four panels to this PNG")
+    args = parser.parse_args(argv)
+    try:
+        if not args.every > 0:
+            raise ValueError(f"--every must be a number of hours > 0, got {args.every}")
+        runs = [load(path) for path in args.runs]
+    except (OSError, ValueError, RunStateError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(table(runs, args.every)))
+    if args.figure is not None:
+        figure(runs, args.figure)
+        print(f"\nwrote {args.figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
