@@ -5,8 +5,9 @@ replay and batch so that a run takes about a minute) with ``--set samples_per_in
 above what this machine's learner can serve holds the actors back; one below it holds the learner.
 Reported per run, from its ``state.json`` and ``scalars`` (TensorBoard): the ratio at the end
 (cumulative, since learning started), its worst deviation from the target over the second half of
-the run's log points, learner steps and agent steps per second, and the share of time each side
-was held. Usage::
+the run's log points, learner steps and agent steps per second, the share of time each side
+was held, and the smallest actor's share of the agent steps (1/actors when each gets its turn).
+Usage::
 
     python benchmarks/apex_limiter.py --actors 1 2 4 --ratios 0.25 4 --steps 20000
 """
@@ -53,6 +54,7 @@ def measure(actors: int, ratio: float, steps: int) -> dict[str, float]:
         "learner_held": mean("charts/learner_wait_fraction"),
         "actors_held": mean("charts/actor_hold_fraction"),
         "wall": wall,
+        "smallest_share": min(state["actor_steps"]) / sum(state["actor_steps"]),
     }
 
 
@@ -65,16 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python {' '.join(sys.argv)}\n")
     print(
         "| actors | samples_per_insert | at the end | worst deviation, 2nd half | learner steps/s "
-        "| agent steps/s | learner held | actors held | wall (s) |"
+        "| agent steps/s | learner held | actors held | smallest actor's share | wall (s) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for ratio in args.ratios:
         for actors in args.actors:
             m = measure(actors, ratio, args.steps)
             print(
                 f"| {actors} | {ratio:g} | {m['final']:.3f} | {100 * m['worst']:.1f}% | {m['learner']:.1f} "
                 f"| {m['actors']:.0f} | {100 * m['learner_held']:.0f}% | {100 * m['actors_held']:.0f}% "
-                f"| {m['wall']:.0f} |",
+                f"| {100 * m['smallest_share']:.0f}% | {m['wall']:.0f} |",
                 flush=True,
             )
     return 0
