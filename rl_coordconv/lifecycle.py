@@ -212,7 +212,7 @@ def _train_locked(run: RunDir, config: TrainConfig, resume: bool, overwrite: boo
             start_step=trainer.num_timesteps,
             wall_offset=wall_offset,
             frame_skip=frames_per_step(config.game),
-            actors=trainer.has_actors,
+            actors=algo_spec(config.algo).has_actors,  # episodes.csv: which actor (which ε) played each game
         )
         try:
             with Monitor(config, run, recorder, trainer) as monitor:

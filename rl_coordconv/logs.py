@@ -1,7 +1,7 @@
 """What a run logs while it trains, and reading it back: ``episodes.csv`` and TensorBoard scalars.
 
-- ``episodes.csv``: one row per finished game (agent step, frames, wall time, raw return, length),
-  flushed row by row;
+- ``episodes.csv``: one row per finished game (agent step, frames, wall time, raw return, length,
+  and for Ape-X the actor that played it), flushed row by row;
 - TensorBoard event files, indexed by agent step; ``plot --export`` keeps their scalars, less the
   per-game ones that ``episodes.csv`` already holds, as ``scalars.csv`` (tag, step, value).
 
@@ -87,8 +87,8 @@ class EpisodeLog:
     @staticmethod
     def truncate_after(path: Path, agent_step: int) -> int:
         """Drop the rows logged after ``agent_step`` (work a resume will redo); return rows kept."""
-        if not path.exists():
-            return 0
+        if not path.exists() or path.stat().st_size == 0:
+            return 0  # killed before its header: EpisodeLog writes it anew
         rows = [row for row in read_episodes(path) if int(row["agent_step"]) <= agent_step]
         columns = _header(path)
         buffer = io.StringIO()

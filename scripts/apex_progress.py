@@ -8,12 +8,14 @@ steps, target-network copies and samples per insert. ``--figure`` draws return a
 against wall time (each actor's), learner steps against wall time and samples per insert against
 frames.
 
-Learner steps are not logged as such: they follow from the logged cumulative samples per insert,
+Learner steps are the logged ``charts/learner_steps``; a run made before that scalar (2026-12-06)
+has them rebuilt from the logged cumulative samples per insert,
 ``samples_per_insert × (agent steps − learning_starts) / batch_size`` (the limiter counts inserts
-from ``learning_starts`` on), which a run's own ``state.json`` confirms at its end; target copies
-are ``learner steps // target_update_interval``. Usage::
+from ``learning_starts`` on; not for a run resumed without its replay, whose count started again),
+and a run with neither shows "–". Target copies are ``learner steps // target_update_interval``.
+Usage::
 
-    python scripts/apex_progress.py results/atari/runs_apex_small/apex/Pong/*/seed0 --figure curves.png
+    python scripts/apex_progress.py runs/apex/Pong/*/seed0 --every 0.5 --figure progress.png
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from rl_coordconv.runs import RunDir, RunStateError
 
 LAST_GAMES = 100  # the final score's games (rl_coordconv.plot --last-k)
 SPI_TAG = "charts/samples_per_insert"
+LEARNER_TAG = "charts/learner_steps"
 
 
 @dataclass
@@ -41,20 +44,26 @@ class ApexRun:
     batch_size: int
     learning_starts: int
     target_update_interval: int
+    frame_skip: int
     steps: np.ndarray  # agent step at each game's end
     frames: np.ndarray
     hours: np.ndarray  # wall time at each game's end
     returns: np.ndarray
-    actors: np.ndarray | None  # the actor of each game, where episodes.csv names it
+    actors: np.ndarray | None  # the actor of each game (−1: not named), where episodes.csv has the column
     epsilons: list[float]  # each actor's ε
     spi: list[tuple[int, float]]  # (agent step, cumulative samples per insert)
+    learner: list[tuple[int, float]]  # (agent step, learner steps), where the run logged them
 
-    def learner_steps(self, step: float) -> int:
-        """Learner steps taken by agent step ``step``, from the last samples per insert logged by then."""
-        logged = [value for at, value in self.spi if at <= step]
-        if not logged:
-            return 0
-        return round(logged[-1] * max(0.0, step - self.learning_starts) / self.batch_size)
+    def learner_steps(self, step: float) -> int | None:
+        """Learner steps taken by agent step ``step``: the last count logged by then, or rebuilt from the
+        last samples per insert logged by then; None when the run logged neither."""
+        if self.learner:
+            logged = [value for at, value in self.learner if at <= step]
+            return round(logged[-1]) if logged else 0
+        if not self.spi:
+            return None
+        ratios = [value for at, value in self.spi if at <= step]
+        return round(ratios[-1] * max(0.0, step - self.learning_starts) / self.batch_size) if ratios else 0
 
     def score(self, hours: float, actor: int | None = None) -> str:
         """Mean return of the last 100 games (of ``actor``, or of all) ended by ``hours``, and how many."""
@@ -77,12 +86,13 @@ def load(path: Path) -> ApexRun:
     rows = list(read_episodes(episodes)) if episodes.exists() else []
     if not rows:
         raise ValueError(f"{path} has no finished games yet")
-    spi = read_scalars(path).get(SPI_TAG, [])
+    scalars = read_scalars(path)
     hyper = config["hyperparams"]
-    named = all(row.get(ACTOR_COLUMN) not in (None, "") for row in rows)
+    named = any(row.get(ACTOR_COLUMN) not in (None, "") for row in rows)
     actors = int(hyper["actors"])
     return ApexRun(
         label="/".join(path.parts[-3:]),
+        frame_skip=int(config.get("protocol", {}).get("frame_skip", 4)),
         batch_size=int(hyper["batch_size"]),
         learning_starts=int(hyper["learning_starts"]),
         target_update_interval=int(hyper["target_update_interval"]),
@@ -90,9 +100,10 @@ def load(path: Path) -> ApexRun:
         frames=np.array([float(r["frames"]) for r in rows]),
         hours=np.array([float(r["wall_time"]) for r in rows]) / 3600,
         returns=np.array([float(r["return"]) for r in rows]),
-        actors=np.array([int(r[ACTOR_COLUMN]) for r in rows]) if named else None,
+        actors=np.array([int(r.get(ACTOR_COLUMN) or -1) for r in rows]) if named else None,
         epsilons=[actor_epsilon(i, actors, hyper["epsilon_base"], hyper["epsilon_alpha"]) for i in range(actors)],
-        spi=spi,
+        spi=scalars.get(SPI_TAG, []),
+        learner=scalars.get(LEARNER_TAG, []),
     )
 
 
@@ -110,8 +121,11 @@ def table(runs: list[ApexRun], every_hours: float) -> list[str]:
         marks = [*np.arange(every_hours, end, every_hours), end]
         for hours in marks:
             index = int(np.searchsorted(run.hours, hours, side="right")) - 1
+            if index < 0:
+                continue  # before the first game ended
             step = run.steps[index]
             learner = run.learner_steps(step)
+            work = "– | –" if learner is None else f"{learner:,} | {learner // run.target_update_interval:,}"
             spi = [value for at, value in run.spi if at <= step]
             actors = [
                 f"{run.score(hours, actor)} ε {run.epsilons[actor]:.2g}"
@@ -122,7 +136,7 @@ def table(runs: list[ApexRun], every_hours: float) -> list[str]:
             lines.append(
                 f"| {run.label} | {hours:.2f} h | {run.frames[index] / 1e6:.2f}M | {run.score(hours)} | "
                 + "".join(f"{cell} | " for cell in actors)
-                + f"{learner:,} | {learner // run.target_update_interval:,} | {spi[-1] if spi else float('nan'):.2f} |"
+                + f"{work} | {f'{spi[-1]:.2f}' if spi else '–'} |"
             )
     return lines
 
@@ -154,10 +168,12 @@ def figure(runs: list[ApexRun], out: Path) -> None:
             rolling = _rolling(run.returns[chosen])
             axes[0, 0].plot(run.frames[chosen] / 1e6, rolling, label=label)
             axes[0, 1].plot(run.hours[chosen], rolling, label=label)
-        axes[1, 0].plot(run.hours, [run.learner_steps(step) / 1e3 for step in run.steps], label=run.label)
+        if run.learner_steps(run.steps[-1]) is not None:
+            work = [run.learner_steps(step) or 0 for step in run.steps]
+            axes[1, 0].plot(run.hours, np.array(work) / 1e3, label=run.label)
         if run.spi:
             at, value = zip(*run.spi, strict=True)
-            axes[1, 1].plot(np.array(at) * 4 / 1e6, value, label=run.label)
+            axes[1, 1].plot(np.array(at) * run.frame_skip / 1e6, value, label=run.label)
     labels = [
         ("frames (M)", f"mean return, last {LAST_GAMES} games"),
         ("wall time (h)", f"mean return, last {LAST_GAMES} games"),

@@ -123,3 +123,8 @@ def test_games_name_their_actor_and_a_run_begun_without_the_column_keeps_its_col
     log.write(200, 800, 2.0, -20, 810, actor=0)
     log.close()
     assert older.read_text().splitlines()[-1] == "200,800,2.000,-20,810"
+    empty = tmp_path / "empty.csv"  # killed before its header was flushed: resumed, it is begun anew
+    empty.touch()
+    assert EpisodeLog.truncate_after(empty, 150) == 0
+    EpisodeLog(empty, actors=True).close()
+    assert empty.read_text().splitlines() == [header]

@@ -167,23 +167,30 @@ def test_greedy_actions_script_counts_the_q_networks_argmax(local_run, tmp_path,
     assert "run of a2c" in err and "apex" in err and err.count("\n") == 1
 
 
-def test_apex_progress_rebuilds_learner_steps_and_splits_games_by_actor(local_run, tmp_path, capsys):
+def test_apex_progress_counts_learner_steps_and_splits_games_by_actor(local_run, tmp_path, capsys):
     script = _script("apex_progress")
     run = run_dir(local_run[0], "apex", arm="coordconv")
     loaded = script.load(run)
     state = json.loads((run / "state.json").read_text())
-    # the learner steps the logged samples per insert imply, against the count the run kept
+    assert loaded.learner_steps(state["agent_steps"]) == state["learner_steps"]  # logged at the end
+    # a run from before charts/learner_steps: rebuilt from the samples per insert it logged
+    loaded.learner = []
     assert loaded.learner_steps(state["agent_steps"]) == pytest.approx(state["learner_steps"], rel=0.1, abs=3)
+    loaded.spi = []
+    assert loaded.learner_steps(state["agent_steps"]) is None  # neither: not a made-up 0
     assert loaded.actors is not None and set(loaded.actors) == {0, 1} and loaded.epsilons[0] == 0.4
     figure = tmp_path / "progress.png"
-    assert script.main([str(run), "--every", "0.0005", "--figure", str(figure)]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| Breakout/")]
-    assert len(lines) >= 2 and figure.stat().st_size > 0
-    last = [cell.strip() for cell in lines[-1].strip("|").split("|")]
-    # all games, then actor 0's and actor 1's: last 100 of each
-    games = [int(cell.split("(")[1].split(")")[0]) for cell in last[3:6]]
-    assert games[0] == min(100, len(loaded.returns)) and games[1] + games[2] >= games[0]
-    assert last[-2] == f"{int(last[-3].replace(',', '')) // 20:,}"  # target copies every 20 learner steps
+    first_game = float(loaded.hours[0])
+    assert script.main([str(run), "--every", str(first_game / 2), "--figure", str(figure)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| Breakout/")]
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+    assert len(rows) >= 2 and figure.stat().st_size > 0
+    frames = [float(row[2].removesuffix("M")) for row in cells]  # a row before the first game showed the last
+    learner = [int(row[6].replace(",", "")) for row in cells]
+    assert frames == sorted(frames) and learner == sorted(learner) and learner[-1] > 0
+    games = [int(cell.split("(")[1].split(")")[0]) for cell in cells[-1][3:6]]  # all, actor 0's, actor 1's
+    assert games[0] == min(100, len(loaded.returns))
+    assert games[1:] == [min(100, int((loaded.actors == actor).sum())) for actor in (0, 1)]
     a2c = tmp_path / "a2c"
     a2c.mkdir()
     (a2c / "config.yaml").write_text(yaml.safe_dump({"algo": "a2c", "game": "Pong"}))

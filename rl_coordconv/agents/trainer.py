@@ -40,7 +40,6 @@ class Trainer(ABC):
     """
 
     num_timesteps: int  # agent steps so far, across resumes
-    has_actors = False  # its games are played by numbered actors (episodes.csv gets an actor column)
 
     @classmethod
     @abstractmethod
@@ -134,7 +133,7 @@ class Monitor:
 
     def episode(self, step: int, score: float, length: int, actor: int | None = None) -> None:
         """A game ended at agent step ``step`` with this raw score and length in agent steps (played
-        by ``actor``, for a trainer with :attr:`Trainer.has_actors`)."""
+        by ``actor``, for an algorithm with actors)."""
         self.recorder.episode(step, score, length, actor)
 
     def tick(self) -> None:

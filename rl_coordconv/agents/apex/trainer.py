@@ -77,8 +77,6 @@ class ApexTrainer(Trainer):
     :param device: the learner's torch device (actors run on their CPU)
     """
 
-    has_actors = True  # episodes.csv: which actor (which ε) played each game
-
     def __init__(
         self,
         config: ApexConfig,
@@ -238,6 +236,7 @@ class ApexTrainer(Trainer):
     def scalars(self, seconds: float) -> dict[str, float]:
         values = {
             "charts/learner_steps_per_s": (self.learner.steps - self._logged_learner_steps) / seconds,
+            "charts/learner_steps": float(self.learner.steps),  # target copies: this // target_update_interval
             "charts/replay_size": float(0 if self.replay is None else self.replay.size),
             "charts/actor_restarts": float(self.restarts),
             # the share of the time since the last log the limiter held each side back

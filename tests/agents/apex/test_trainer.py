@@ -46,6 +46,7 @@ def test_local_run_with_two_actors_trains_and_writes_the_run_directory(local_run
     assert steps == sorted(steps) and steps[-1] <= 2000
     assert [s for s, _ in scalars(run, "charts/episodic_return")] == steps
     tags = ("charts/replay_size", "charts/learner_steps_per_s", "charts/fps", "losses/loss", "losses/q_values")
+    assert scalars(run, "charts/learner_steps")[-1][1] == state["learner_steps"]
     tags += ("charts/samples_per_insert", "charts/learner_wait_fraction", "charts/actor_hold_fraction")
     for tag in tags:
         assert scalars(run, tag), tag
