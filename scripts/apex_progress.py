@@ -57,13 +57,13 @@ class ApexRun:
     def learner_steps(self, step: float) -> int | None:
         """Learner steps taken by agent step ``step``: the last count logged by then, or rebuilt from the
         last samples per insert logged by then; None when the run logged neither."""
-        if self.learner:
-            logged = [value for at, value in self.learner if at <= step]
-            return round(logged[-1]) if logged else 0
-        if not self.spi:
-            return None
-        ratios = [value for at, value in self.spi if at <= step]
-        return round(ratios[-1] * max(0.0, step - self.learning_starts) / self.batch_size) if ratios else 0
+        logged = [value for at, value in self.learner if at <= step]
+        if logged:
+            return round(logged[-1])
+        ratios = [value for at, value in self.spi if at <= step]  # e.g. a run resumed by a later version
+        if ratios:
+            return round(ratios[-1] * max(0.0, step - self.learning_starts) / self.batch_size)
+        return 0 if self.learner or self.spi else None
 
     def score(self, hours: float, actor: int | None = None) -> str:
         """Mean return of the last 100 games (of ``actor``, or of all) ended by ``hours``, and how many."""
