@@ -71,19 +71,23 @@ def exit_code(work: Callable[[], object]) -> int:
     """Run a training command's work and map its outcome to an exit code, errors to one line.
 
     0 done; 2 a bad setting or a run directory in the wrong state; 1 a run that cannot go on (an
-    actor that keeps dying) or a disk error; 130 interrupted.
+    actor that keeps dying) or a disk error; 130 (Ctrl-C) or 143 (SIGTERM) stopped, at a checkpoint
+    when the run could write one.
     """
-    from rl_coordconv.runs import RunStateError, TrainingFailed
+    from rl_coordconv.runs import RunStateError, RunStopped, TrainingFailed
 
     try:
         work()
+    except RunStopped as stopped:
+        print(stopped, file=sys.stderr)
+        return 128 + stopped.signal_number
     except (ValueError, RunStateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except (TrainingFailed, OSError) as error:  # OSError: e.g. a --log-dir it cannot write to
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before training began
         print("interrupted; --resume continues from the last checkpoint", file=sys.stderr)
         return 130
     return 0

@@ -203,17 +203,32 @@ def run_local(cells: list[Cell], workers: int, live: bool | None = None) -> int:
                 last_print = time.monotonic()
                 print("running: " + ", ".join(f"{c.label} {c.progress():,}" for c in running), flush=True)
     except KeyboardInterrupt:
-        for cell in running:
-            cell.process.terminate()
-        for cell in running:
-            cell.process.wait()
-            cell.status = "interrupted"
+        _stop_runs(running)
         print("sweep interrupted; run the same command again to continue", file=sys.stderr)
         return 130
     finally:
         if display is not None:
             display.stop()
     return _summary(cells)
+
+
+def _stop_runs(running: list[Cell]) -> None:
+    """Ask each running run to stop (SIGTERM: it writes a checkpoint first) and wait; a second Ctrl-C
+    kills them at once, losing what each did since its last checkpoint."""
+    if running:
+        what = "1 run" if len(running) == 1 else f"{len(running)} runs"
+        print(f"stopping {what}, each at a checkpoint (Ctrl-C again: stop now)", file=sys.stderr)
+    for cell in running:
+        cell.process.terminate()
+    try:
+        for cell in running:
+            cell.process.wait()
+    except KeyboardInterrupt:
+        for cell in running:
+            cell.process.kill()
+            cell.process.wait()
+    for cell in running:
+        cell.status = "interrupted"
 
 
 def _start_train(run: RunDir, args: list[str]) -> subprocess.Popen[bytes]:

@@ -9,7 +9,8 @@
    anything, so a rejected setting leaves no half-made run;
 4. record the config (a new run) or drop what was logged after the checkpoint (a resume);
 5. train until the budget while a :class:`~rl_coordconv.agents.trainer.Monitor` logs, reports and
-   checkpoints; write the final model and ``state.json``; close.
+   checkpoints (and, on Ctrl-C or SIGTERM, checkpoints and stops); write the final model and
+   ``state.json``; close.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from rl_coordconv.runs import (
     load_checkpoint_state,
     set_rng_state,
 )
-from rl_coordconv.runtime import resolve_device
+from rl_coordconv.runtime import resolve_device, stop_signals
 
 __all__ = ["check_settings", "protocol_mismatch", "resolve_config", "train"]
 
@@ -133,6 +134,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, co
     :raises ValueError: bad settings
     :raises RunStateError: a finished run without ``overwrite``, nothing to resume, a corrupt checkpoint
     :raises TrainingFailed: the run cannot go on (Ape-X: an actor died three times in a row)
+    :raises RunStopped: Ctrl-C or SIGTERM stopped it, at a checkpoint
     """
     if resume and overwrite:
         raise ValueError("--resume and --overwrite contradict each other; pick one")
@@ -215,8 +217,8 @@ def _train_locked(run: RunDir, config: TrainConfig, resume: bool, overwrite: boo
             actors=algo_spec(config.algo).has_actors,  # episodes.csv: which actor (which ε) played each game
         )
         try:
-            with Monitor(config, run, recorder, trainer) as monitor:
-                trainer.train(config.timesteps, monitor)
+            with Monitor(config, run, recorder, trainer) as monitor, stop_signals(monitor.request_stop):
+                trainer.train(config.timesteps, monitor)  # Ctrl-C, SIGTERM: a checkpoint, then RunStopped
                 monitor.log_final()
             atomic_write_bytes(run.final_model_path, trainer.model_bytes())
             run.write_state(

@@ -24,6 +24,7 @@ __all__ = [
     "Run",
     "binned_curve",
     "check_consistent",
+    "export_run",
     "export_runs",
     "load_runs",
 ]
@@ -148,20 +149,24 @@ def export_runs(root: Path, destination: Path) -> int:
     """
     copied = 0
     for run in load_runs(root):
-        if not run.finished:
-            continue
-        target = destination / run.path.relative_to(root)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in SMALL_ARTEFACTS:
-            source = run.path / name
-            if source.name == "episodes.csv" and source.exists() and source.stat().st_size > EXPORT_GZIP_BYTES:
-                with gzip.GzipFile(_compressed(target / name), "wb", mtime=0) as packed:
-                    packed.write(source.read_bytes())
-                (target / name).unlink(missing_ok=True)  # a copy from an earlier export
-            elif source.exists():
-                shutil.copyfile(source, target / name)
-                if name == "episodes.csv":
-                    _compressed(target / name).unlink(missing_ok=True)  # likewise
-        write_scalars(run.path, target / SCALARS_FILE)
-        copied += 1
+        if run.finished:
+            export_run(run.path, destination / run.path.relative_to(root))
+            copied += 1
     return copied
+
+
+def export_run(source: Path, target: Path) -> None:
+    """Copy one run's small artefacts, as :func:`export_runs` does, from ``source`` into ``target``,
+    whether it has finished or not (its ``state.json`` says how far it got)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in SMALL_ARTEFACTS:
+        path = source / name
+        if path.name == "episodes.csv" and path.exists() and path.stat().st_size > EXPORT_GZIP_BYTES:
+            with gzip.GzipFile(_compressed(target / name), "wb", mtime=0) as packed:
+                packed.write(path.read_bytes())
+            (target / name).unlink(missing_ok=True)  # a copy from an earlier export
+        elif path.exists():
+            shutil.copyfile(path, target / name)
+            if name == "episodes.csv":
+                _compressed(target / name).unlink(missing_ok=True)  # likewise
+    write_scalars(source, target / SCALARS_FILE)

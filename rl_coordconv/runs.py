@@ -38,6 +38,7 @@ __all__ = [
     "Checkpoint",
     "RunDir",
     "RunStateError",
+    "RunStopped",
     "TrainingFailed",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -55,6 +56,18 @@ class RunStateError(ValueError):
 
 class TrainingFailed(RuntimeError):
     """A run cannot go on (an Ape-X actor that keeps dying); its checkpoints stay for ``--resume``."""
+
+
+class RunStopped(Exception):
+    """A run stopped when asked (Ctrl-C, SIGTERM) at a point where it could checkpoint, its
+    checkpoint written; ``--resume`` continues from it.
+
+    :param signal_number: the signal that asked (the exit code is 128 + it, as the shell's)
+    """
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.signal_number = signal_number
 
 
 def _umask() -> int:

@@ -11,13 +11,15 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import signal
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from types import ModuleType
 
 import torch
 
-__all__ = ["connect_ray", "resolve_device", "tune_malloc"]
+__all__ = ["connect_ray", "ignore_ctrl_c", "resolve_device", "stop_signals", "tune_malloc"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -56,6 +58,50 @@ def resolve_device(device: str) -> torch.device:
         return torch.device(device)
     except RuntimeError as error:
         raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from error
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def stop_signals(request: Callable[[int], None]) -> Iterator[None]:
+    """While inside, the first Ctrl-C (SIGINT) or SIGTERM calls ``request(signal number)`` instead of
+    stopping the process; a second Ctrl-C raises ``KeyboardInterrupt`` as usual (stop now).
+
+    ``request`` runs in a signal handler: it should only note the request (printing there can
+    collide with the main thread's own output). Outside the main thread, where Python cannot
+    handle signals, nothing changes; nor does an ignored Ctrl-C (a shell's background job), which
+    Python itself leaves ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    if previous[signal.SIGINT] == signal.SIG_IGN:
+        del previous[signal.SIGINT]
+    asked = False
+
+    def handle(number: int, frame: object) -> None:
+        nonlocal asked
+        if not asked:
+            asked = True
+            request(number)
+        elif number == signal.SIGINT:
+            raise KeyboardInterrupt
+
+    for number in previous:
+        signal.signal(number, handle)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)  # None: not set from Python
+
+
+def ignore_ctrl_c() -> None:
+    """In a worker process (an actor, an env): leave Ctrl-C to the process that runs the training,
+    which stops its workers once it has written a checkpoint."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def connect_ray(address: str | None, *, option: str) -> ModuleType:

@@ -13,7 +13,9 @@ has them rebuilt from the logged cumulative samples per insert,
 ``samples_per_insert × (agent steps − learning_starts) / batch_size`` (the limiter counts inserts
 from ``learning_starts`` on; not for a run resumed without its replay, whose count started again),
 and a run with neither shows "–". Target copies are ``learner steps // target_update_interval``.
-Usage::
+``--export DIR`` copies each run's small artefacts (those ``plot --export`` copies of a finished
+run) to ``DIR/apex/<Game>/<arm>/seed<N>``, finished or not: an Ape-X run judged at a wall-time
+budget is stopped there, short of its step budget. Usage::
 
     python scripts/apex_progress.py runs/apex/Pong/*/seed0 --every 0.5 --figure progress.png
 """
@@ -29,6 +31,7 @@ import numpy as np
 
 from rl_coordconv.agents.apex.config import actor_epsilon
 from rl_coordconv.logs import ACTOR_COLUMN, read_episodes, read_scalars
+from rl_coordconv.results import export_run
 from rl_coordconv.runs import RunDir, RunStateError
 
 LAST_GAMES = 100  # the final score's games (rl_coordconv.plot --last-k)
@@ -196,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", type=Path, nargs="+", help="Ape-X run directories (live or committed copies)")
     parser.add_argument("--every", type=float, default=1.0, help="hours of wall time between rows (default: 1)")
     parser.add_argument("--figure", type=Path, default=None, help="also draw the four panels to this PNG")
+    parser.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        help="also copy each run's small artefacts, finished or not, to EXPORT/apex/<Game>/<arm>/seed<N>",
+    )
     args = parser.parse_args(argv)
     try:
         if not args.every > 0:
@@ -208,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.figure is not None:
         figure(runs, args.figure)
         print(f"\nwrote {args.figure}")
+    for path in args.runs if args.export is not None else []:
+        config = RunDir(path).read_config()
+        target = args.export / "apex" / config["game"] / config["arm"] / f"seed{config['seed']}"
+        export_run(path, target)
+        print(f"copied {path}'s small artefacts to {target}")
     return 0
 
 

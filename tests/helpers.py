@@ -9,8 +9,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -53,6 +59,52 @@ def one_torch_thread() -> Iterator[None]:
 def run_dir(log_dir: Path, algo: str = "a2c", game: str = "Breakout", arm: str = "conv", seed: int = 0) -> Path:
     """Where ``train`` puts the run of these settings under ``--log-dir log_dir``."""
     return log_dir / algo / game / arm / f"seed{seed}"
+
+
+def start_train(args: list[str], log_dir: Path, tool: str = "train") -> subprocess.Popen[str]:
+    """``python -m rl_coordconv.<tool> ARGS`` in a session of its own (so a test can signal it, its
+    actors, env workers and runs together, as Ctrl-C in a terminal does), stderr piped."""
+    command = [sys.executable, "-m", f"rl_coordconv.{tool}", *args, "--log-dir", str(log_dir)]
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_heed_ctrl_c,
+    )
+
+
+def _heed_ctrl_c() -> None:
+    """Ctrl-C as a terminal's foreground job has it, even when pytest runs as a background job (which
+    ignores it, and would pass that on)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def wait_for(process: subprocess.Popen[str], ready: Callable[[], bool], what: str, timeout: float = 300) -> None:
+    """Poll ``ready`` until it holds; fail if ``process`` ends first (with its stderr) or on ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended before {what}: {process.stderr.read() if process.stderr else ''}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def ctrl_c(process: subprocess.Popen[str], timeout: float = 180) -> tuple[int, str]:
+    """Ctrl-C to the run's whole session, as a terminal sends it; the step its stop message names (it
+    fails without one) and its stderr. Killed, with its session, if it has not ended by ``timeout``."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        _, err = process.communicate(timeout=timeout)
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    found = re.search(r"stopped by Ctrl-C at step ([\d,]+); --resume continues from there", err)
+    assert found, f"exit {process.returncode}, no stop message: {err}"
+    return int(found.group(1).replace(",", "")), err
 
 
 def episode_rows(path: Path) -> list[dict[str, str]]:

@@ -1,12 +1,13 @@
-"""rl_coordconv.runtime: joining a Ray cluster answers a bad address in seconds."""
+"""rl_coordconv.runtime: joining a Ray cluster answers a bad address in seconds; Ctrl-C asks a run to stop."""
 
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
-from rl_coordconv.runtime import connect_ray
+from rl_coordconv.runtime import connect_ray, stop_signals
 
 WAIT = "RAY_gcs_server_port_wait_time_s"
 
@@ -48,3 +49,30 @@ def test_an_unreachable_cluster_is_a_one_line_error(monkeypatch):
         connect_ray("10.0.0.1:6379", option="--runs-on ray")
     assert "\n" not in str(info.value)
     assert WAIT not in os.environ
+
+
+def test_the_first_ctrl_c_or_sigterm_asks_to_stop_and_a_second_ctrl_c_stops_now():
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    for first in (signal.SIGINT, signal.SIGTERM):
+        asked: list[int] = []
+        with stop_signals(asked.append):
+            os.kill(os.getpid(), first)
+            os.kill(os.getpid(), signal.SIGTERM)  # once asked, SIGTERM asks nothing more
+            assert asked == [first]
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+        assert {number: signal.getsignal(number) for number in before} == before
+
+
+def test_an_ignored_ctrl_c_stays_ignored():  # as Python leaves it in a shell's background job
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        asked: list[int] = []
+        with stop_signals(asked.append):
+            os.kill(os.getpid(), signal.SIGINT)
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN and asked == []
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert asked == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,21 @@ def test_apex_progress_counts_learner_steps_and_splits_games_by_actor(local_run,
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| Breakout/")]
     cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
     assert len(rows) >= 2 and figure.stat().st_size > 0
+    live = tmp_path / "live" / "apex/Breakout/coordconv/seed0"  # a copy: the session's run stays as it is
+    shutil.copytree(run, live)
+    (live / "state.json").write_text(json.dumps(dict(state, status="running")))  # stopped short of its budget
+    assert script.main([str(live), "--every", str(first_game / 2), "--export", str(tmp_path / "copy")]) == 0
+    exported = tmp_path / "copy" / "apex/Breakout/coordconv/seed0"
+    assert f"copied {live}'s small artefacts to {exported}" in capsys.readouterr().out
+    assert sorted(path.name for path in exported.iterdir()) == [
+        "config.yaml",
+        "episodes.csv",
+        "scalars.csv",
+        "state.json",
+    ]
+    assert json.loads((exported / "state.json").read_text())["status"] == "running"
+    assert script.main([str(exported), "--every", str(first_game / 2)]) == 0  # the committed copy reads the same
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("| Breakout/")] == rows
     frames = [float(row[2].removesuffix("M")) for row in cells]  # a row before the first game showed the last
     learner = [int(row[6].replace(",", "")) for row in cells]
     assert frames == sorted(frames) and learner == sorted(learner) and learner[-1] > 0

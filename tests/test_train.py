@@ -8,12 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import SMALL_A2C, episode_rows, run_dir
+from helpers import SMALL_A2C, ctrl_c, episode_rows, run_dir, start_train, wait_for
 
 from rl_coordconv import enjoy, train
 
@@ -80,21 +79,17 @@ def _cli(*args: str, log_dir: Path) -> subprocess.CompletedProcess[str]:
 def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     run = run_dir(tmp_path)
     args = ["--timesteps", "8000", "--checkpoint-every", "1000", "--log-every", "1000"]
-    cmd = [sys.executable, "-m", "rl_coordconv.train", *SMALL_A2C, "--log-dir", str(tmp_path), *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = start_train([*SMALL_A2C, *args], tmp_path)
     latest = run / "checkpoints" / "latest.json"
-    deadline = time.monotonic() + 300
+
+    def games_after_a_checkpoint() -> bool:
+        if not (latest.exists() and (run / "episodes.csv").exists()):
+            return False
+        step = json.loads(latest.read_text())["step"]
+        return step >= 2000 and any(int(r["agent_step"]) > step for r in episode_rows(run / "episodes.csv"))
+
     try:
-        # wait until a checkpoint exists and games have been logged after it
-        while time.monotonic() < deadline:
-            if latest.exists() and (run / "episodes.csv").exists():
-                step = json.loads(latest.read_text())["step"]
-                if step >= 2000 and any(int(r["agent_step"]) > step for r in episode_rows(run / "episodes.csv")):
-                    break
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            time.sleep(0.2)
-        else:
-            pytest.fail("no checkpoint followed by logged games within 300 s")
+        wait_for(proc, games_after_a_checkpoint, "checkpoint followed by logged games")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -124,6 +119,27 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     events = EventAccumulator(str(run))
     events.Reload()
     assert [e.step for e in events.Scalars("charts/episodic_return")] == steps  # TensorBoard purged them too
+
+
+@pytest.mark.parametrize("backend", ["ale", "sb3"])  # sb3: SubprocVecEnv workers, which must outlive the Ctrl-C
+def test_ctrl_c_checkpoints_where_the_run_stopped_and_resume_goes_on_from_there(tmp_path, backend):
+    run = run_dir(tmp_path)
+    args = [*SMALL_A2C, "--env-backend", backend, "--timesteps", "10000", "--checkpoint-every", "100k"]
+    proc = start_train(args, tmp_path)  # no checkpoint on the way: the one there is, the stop wrote
+    wait_for(proc, lambda: (run / "episodes.csv").exists() and len(episode_rows(run / "episodes.csv")) >= 2, "games")
+    stopped, err = ctrl_c(proc)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert 0 < stopped < 10000 and json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == stopped
+    state = json.loads((run / "state.json").read_text())
+    assert state["status"] == "running" and state["agent_steps"] == stopped
+    before = episode_rows(run / "episodes.csv")
+    assert int(before[-1]["agent_step"]) <= stopped  # every game up to the stop is logged, none after it
+
+    resumed = _cli("--env-backend", backend, "--resume", log_dir=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {run} at step {stopped:,}" in resumed.stdout
+    assert episode_rows(run / "episodes.csv")[: len(before)] == before
+    assert json.loads((run / "state.json").read_text())["status"] == "finished"
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ algorithms share :class:`~rl_coordconv.agents.sb3.SB3Trainer`, Ape-X has
 from __future__ import annotations
 
 import io
+import signal
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -23,7 +24,7 @@ import torch
 
 from rl_coordconv.experiment import TrainConfig
 from rl_coordconv.logs import RunRecorder
-from rl_coordconv.runs import Checkpoint, RunDir, rng_state
+from rl_coordconv.runs import Checkpoint, RunDir, RunStopped, rng_state
 
 if TYPE_CHECKING:
     from rl_coordconv.agents.registry import AlgoSpec
@@ -101,7 +102,9 @@ class Monitor:
 
     The trainer calls :meth:`episode` for each finished game and :meth:`tick` wherever a
     checkpoint may be taken (SB3: before each rollout; Ape-X: each pass of its loop), where every
-    step it counted has been trained on. A context manager: leaving it closes the progress bar.
+    step it counted has been trained on. After :meth:`request_stop` (Ctrl-C), the next tick writes
+    a checkpoint and raises :class:`~rl_coordconv.runs.RunStopped`. A context manager: leaving it
+    closes the progress bar.
 
     :param config: the run's settings (budget, cadences, progress bar)
     :param run: its directory
@@ -119,6 +122,8 @@ class Monitor:
         self.next_checkpoint = self._after(start, config.checkpoint_every)
         self._next_report = start
         self._last_log = (start, time.monotonic())
+        self._checkpointed = start if start else -1  # the last checkpoint's step (a resumed run starts at one)
+        self.stop_signal: int | None = None
         self._progress: Any = None
         if config.progress if config.progress is not None else sys.stderr.isatty():
             from tqdm import tqdm
@@ -136,9 +141,18 @@ class Monitor:
         by ``actor``, for an algorithm with actors)."""
         self.recorder.episode(step, score, length, actor)
 
+    def request_stop(self, signal_number: int) -> None:
+        """Stop at the next tick, after a checkpoint (safe to call from a signal handler)."""
+        self.stop_signal = signal_number
+
     def tick(self) -> None:
-        """Log, checkpoint and report as their cadences say."""
+        """Log, checkpoint and report as their cadences say; stop if asked to.
+
+        :raises RunStopped: after :meth:`request_stop`, once the checkpoint is written
+        """
         step = self.trainer.num_timesteps
+        if self.stop_signal is not None and step < self.config.timesteps:
+            self._stop(step, self.stop_signal)
         if step >= self.next_log:
             self.log_scalars()
             self.next_log = self._after(step, self.config.log_every)
@@ -146,6 +160,15 @@ class Monitor:
             self.save_checkpoint()
             self.next_checkpoint = self._after(step, self.config.checkpoint_every)
         self._report(step)
+
+    def _stop(self, step: int, signal_number: int) -> None:
+        name = "Ctrl-C" if signal_number == signal.SIGINT else signal.Signals(signal_number).name
+        if step > self._checkpointed:
+            self.note(f"{name}: writing a checkpoint at step {step:,} before stopping (Ctrl-C again: stop now)")
+            if step > self._last_log[0]:
+                self.log_scalars()
+            self.save_checkpoint()
+        raise RunStopped(f"stopped by {name} at step {step:,}; --resume continues from there", signal_number)
 
     def log_final(self) -> None:
         """The scalars of the last stretch, when the run has gone on since the last log."""
@@ -196,6 +219,7 @@ class Monitor:
         self.run.save_checkpoint(
             trainer.num_timesteps, trainer.model_bytes(), buffer.getvalue(), trainer.write_checkpoint_extra
         )
+        self._checkpointed = trainer.num_timesteps
         self.run.write_state("running", trainer.num_timesteps, **trainer.run_state())
 
     def _report(self, step: int) -> None:

@@ -38,6 +38,7 @@ overlap its own work with emulation before ``step_wait``.
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -56,6 +57,7 @@ from rl_coordconv.envs.atari import (
     rom_id,
 )
 from rl_coordconv.envs.catch import CATCH, CatchVecEnv
+from rl_coordconv.runtime import ignore_ctrl_c
 
 __all__ = ["BACKENDS", "AtariVecEnv", "make_atari_vec_env"]
 
@@ -383,7 +385,7 @@ def make_atari_vec_env(
 
     p = ATARI_PROTOCOL
     env = make_atari_env(
-        functools.partial(make_ale_env, game),
+        functools.partial(_subprocess_env if n_envs > 1 else make_ale_env, game),
         n_envs=n_envs,
         seed=seed,
         env_kwargs=dict(render_mode=render_mode),
@@ -398,3 +400,11 @@ def make_atari_vec_env(
     )
     # WarpFrame gives (84, 84, 1); stack on the last axis, then channels first like the other backends.
     return VecTransposeImage(VecFrameStack(env, n_stack=p.frame_stack, channels_order="last"))
+
+
+def _subprocess_env(game: str, render_mode: str | None = None) -> gym.Env:
+    """:func:`make_ale_env` in a ``SubprocVecEnv`` worker, which leaves Ctrl-C to the run: it checkpoints,
+    then closes its envs."""
+    if multiprocessing.parent_process() is not None:
+        ignore_ctrl_c()
+    return make_ale_env(game, render_mode)

@@ -29,7 +29,7 @@ import torch
 from rl_coordconv.agents.apex.actor import ActorOutput, ActorSpec, ApexActor
 from rl_coordconv.agents.apex.learner import ApexLearner
 from rl_coordconv.experiment import ACTOR_PLACEMENTS
-from rl_coordconv.runtime import connect_ray
+from rl_coordconv.runtime import connect_ray, ignore_ctrl_c
 
 __all__ = ["ActorFailure", "ActorPool", "LocalActorPool", "RayActorPool", "make_actor_pool"]
 
@@ -84,6 +84,7 @@ class _SharedParameters:
 
 def _local_actor_main(spec: ActorSpec, conn: multiprocessing.connection.Connection, shared: _SharedParameters) -> None:
     """An actor process: wait for an order, pull parameters when due, play, send the output."""
+    ignore_ctrl_c()  # the trainer checkpoints, then stops its actors
     torch.set_num_threads(1)
     actor = ApexActor(spec)
     seen = [-1, -1]
@@ -98,7 +99,7 @@ def _local_actor_main(spec: ActorSpec, conn: multiprocessing.connection.Connecti
                     )
                 seen = versions
             conn.send(actor.run(steps))
-    except (EOFError, OSError, KeyboardInterrupt):
+    except (EOFError, OSError):
         pass  # the trainer went away or is stopping us
     finally:
         actor.close()

@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
+import time
 from collections import deque
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from helpers import SMALL_APEX, episode_rows, one_torch_thread, run_dir, scalars
+from helpers import SMALL_APEX, ctrl_c, episode_rows, one_torch_thread, run_dir, scalars, start_train, wait_for
 
 from rl_coordconv import train
 from rl_coordconv.agents.apex import trainer as trainer_module
 from rl_coordconv.agents.apex.trainer import ApexTrainer, next_actor
-from rl_coordconv.runs import RunDir
+from rl_coordconv.runs import RunDir, load_checkpoint_state
 
 
 def test_local_run_with_two_actors_trains_and_writes_the_run_directory(local_run):
@@ -123,6 +125,36 @@ def test_a_resumed_run_starts_from_the_replay_its_checkpoint_saved(tmp_path, mon
     # finished now: the replay's GBs are freed
     assert "extra" not in json.loads((run / "checkpoints" / "latest.json").read_text())
     assert not [path for path in (run / "checkpoints").iterdir() if path.is_dir()]
+
+
+def test_ctrl_c_checkpoints_with_the_replay_then_stops_the_actors_and_resume_goes_on(tmp_path):
+    run = run_dir(tmp_path, "apex")
+    args = [*SMALL_APEX, "--actors", "2", "--timesteps", "3000", "--checkpoint-every", "100k"]
+    proc = start_train(args, tmp_path)  # the actors and the fork server share its session, as in a terminal
+    state = run / "state.json"
+    wait_for(proc, lambda: state.exists() and json.loads(state.read_text()).get("learner_steps", 0) > 0, "learning")
+    stopped, err = ctrl_c(proc)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    latest = json.loads((run / "checkpoints" / "latest.json").read_text())
+    assert latest["step"] == stopped and (run / "checkpoints" / latest["extra"] / "frames.npy").exists()
+    saved = load_checkpoint_state(run / "checkpoints" / latest["state"])
+    assert saved["apex"]["restarts"] == 0, "the actors ignored Ctrl-C and were stopped by the trainer"
+    deadline = time.monotonic() + 10
+    while _session_alive(proc.pid):  # no actor or fork server outlives the run
+        assert time.monotonic() < deadline, "processes of the stopped run are still running"
+        time.sleep(0.1)
+
+    with one_torch_thread():
+        assert train.main([*args, "--log-dir", str(tmp_path), "--resume"]) == 0
+    assert json.loads(state.read_text())["agent_steps"] == 3000
+
+
+def _session_alive(session: int) -> bool:
+    try:
+        os.killpg(session, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_run_begun_with_another_network_is_refused_on_resume_in_one_line(local_run, tmp_path, capsys, monkeypatch):
