@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -155,10 +156,10 @@ def _summary(cells: list[Cell]) -> int:
     for cell in cells:
         counts[cell.status] = counts.get(cell.status, 0) + 1
     print("sweep: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
-    failed = [cell for cell in cells if cell.status == "failed"]
-    for cell in failed:
-        print(f"  failed: {cell.label} (exit {cell.returncode}); log: {cell.run.path / 'train.log'}")
-    return 1 if failed else 0
+    unfinished = [cell for cell in cells if cell.status in ("failed", "interrupted")]
+    for cell in unfinished:
+        print(f"  {cell.status}: {cell.label} (exit {cell.returncode}); log: {cell.run.path / 'train.log'}")
+    return 1 if unfinished else 0
 
 
 def run_local(cells: list[Cell], workers: int, live: bool | None = None) -> int:
@@ -192,8 +193,7 @@ def run_local(cells: list[Cell], workers: int, live: bool | None = None) -> int:
             for cell in list(running):
                 code = cell.process.poll()
                 if code is not None:
-                    cell.returncode = code
-                    cell.status = "done" if code == 0 else "failed"
+                    cell.returncode, cell.status = code, _status(code)
                     running.remove(cell)
                     if display is None:
                         print(f"{cell.status}: {cell.label} ({(time.monotonic() - cell.started) / 60:.1f} min)")
@@ -203,7 +203,7 @@ def run_local(cells: list[Cell], workers: int, live: bool | None = None) -> int:
                 last_print = time.monotonic()
                 print("running: " + ", ".join(f"{c.label} {c.progress():,}" for c in running), flush=True)
     except KeyboardInterrupt:
-        _stop_runs(running)
+        _stop_runs([cell for cell in cells if cell.process is not None and cell.process.poll() is None])
         print("sweep interrupted; run the same command again to continue", file=sys.stderr)
         return 130
     finally:
@@ -213,8 +213,10 @@ def run_local(cells: list[Cell], workers: int, live: bool | None = None) -> int:
 
 
 def _stop_runs(running: list[Cell]) -> None:
-    """Ask each running run to stop (SIGTERM: it writes a checkpoint first) and wait; a second Ctrl-C
-    kills them at once, losing what each did since its last checkpoint."""
+    """Ask each running run to stop (SIGTERM: it writes a checkpoint first) and wait for it. A second
+    Ctrl-C stops them at once, losing what each did since its last checkpoint: it reaches runs
+    started from a terminal directly, and is passed on to the others (each then closes its actors
+    and envs; one that has not ended after a minute is killed)."""
     if running:
         what = "1 run" if len(running) == 1 else f"{len(running)} runs"
         print(f"stopping {what}, each at a checkpoint (Ctrl-C again: stop now)", file=sys.stderr)
@@ -225,10 +227,24 @@ def _stop_runs(running: list[Cell]) -> None:
             cell.process.wait()
     except KeyboardInterrupt:
         for cell in running:
-            cell.process.kill()
-            cell.process.wait()
+            cell.process.send_signal(signal.SIGINT)
+        for cell in running:
+            try:
+                cell.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                cell.process.kill()
+                cell.process.wait()
     for cell in running:
-        cell.status = "interrupted"
+        cell.returncode = cell.process.returncode
+        cell.status = "done" if cell.returncode == 0 else "interrupted"
+
+
+def _status(returncode: int) -> str:
+    """A run's outcome from its exit code: done, interrupted (stopped by Ctrl-C or SIGTERM), failed."""
+    if returncode == 0:
+        return "done"
+    stopped = {128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM}
+    return "interrupted" if returncode in stopped else "failed"
 
 
 def _start_train(run: RunDir, args: list[str]) -> subprocess.Popen[bytes]:
@@ -279,7 +295,7 @@ def run_ray(cells: list[Cell], address: str | None, gpus_per_run: float | None =
             except Exception as error:  # a task that raised or whose node died for good
                 print(f"  {cell.label}: {error}", file=sys.stderr)
                 cell.returncode = 1
-            cell.status = "done" if cell.returncode == 0 else "failed"
+            cell.status = _status(cell.returncode)
             print(f"{cell.status}: {cell.label} ({(time.monotonic() - cell.started) / 60:.1f} min)", flush=True)
     except KeyboardInterrupt:
         for ref, cell in pending.items():  # each run keeps its checkpoints; the next sweep resumes it

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 from dataclasses import asdict
 from typing import Any
@@ -39,6 +40,7 @@ from rl_coordconv.logs import EpisodeLog, RunRecorder
 from rl_coordconv.runs import (
     RunDir,
     RunStateError,
+    RunStopped,
     TrainingFailed,
     atomic_write_bytes,
     environment_report,
@@ -197,41 +199,59 @@ def _restart_hint(run: RunDir) -> str:
 def _train_locked(run: RunDir, config: TrainConfig, resume: bool, overwrite: bool, command: str | None) -> RunDir:
     config = resolve_config(config, _stored_config(run, resume, overwrite))
     device = resolve_device(config.device)
-    trainer, state = _open_trainer(config, device, resume)
+    asked: list[int] = []  # Ctrl-C or SIGTERM: noted here, acted on at the monitor's next tick
     try:
-        wall_offset = 0.0
-        if state is None:
-            _record_start(run, config, overwrite, command)
-            print(f"training {config.algo} on {config.game} ({config.arm}, seed {config.seed}) on {device}: {run.path}")
-            print(f"  {config.timesteps:,} agent steps, {trainer.describe()}")
-        else:
-            set_rng_state(state["rng"])
-            EpisodeLog.truncate_after(run.episodes_path, trainer.num_timesteps)  # games the resume replays
-            wall_offset = float(state["wall_time"])
-            print(f"resuming {run.path} at step {trainer.num_timesteps:,}")
-        recorder = RunRecorder(
-            run,
-            start_step=trainer.num_timesteps,
-            wall_offset=wall_offset,
-            frame_skip=frames_per_step(config.game),
-            actors=algo_spec(config.algo).has_actors,  # episodes.csv: which actor (which ε) played each game
-        )
-        try:
-            with Monitor(config, run, recorder, trainer) as monitor, stop_signals(monitor.request_stop):
-                trainer.train(config.timesteps, monitor)  # Ctrl-C, SIGTERM: a checkpoint, then RunStopped
-                monitor.log_final()
-            atomic_write_bytes(run.final_model_path, trainer.model_bytes())
-            run.write_state(
-                "finished", trainer.num_timesteps, **trainer.run_state(), wall_time=round(recorder.elapsed(), 1)
-            )
-            run.drop_checkpoint_extras()  # a finished run is not resumed: free the replay's GBs
-        except TrainingFailed as error:
-            raise TrainingFailed(f"{error}; {_restart_hint(run)}") from error
-        finally:
-            recorder.close()
-    finally:
-        trainer.close()
+        with stop_signals(asked.append):  # to the end: the final writes and the closing are not cut short
+            trainer, state = _open_trainer(config, device, resume)
+            try:
+                if state is None:
+                    _record_start(run, config, overwrite, command)
+                    what = f"{config.algo} on {config.game} ({config.arm}, seed {config.seed})"
+                    print(f"training {what} on {device}: {run.path}")
+                    print(f"  {config.timesteps:,} agent steps, {trainer.describe()}")
+                else:
+                    print(f"resuming {run.path} at step {trainer.num_timesteps:,}")
+                recorder = _train(run, config, trainer, state, asked)
+            finally:
+                trainer.close()
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once
+        raise RunStopped(f"stopped by Ctrl-C; {_restart_hint(run)}", signal.SIGINT) from None
     recent = recorder.recent_returns[-10:]
     summary = f"mean return of the last {len(recent)} games {np.mean(recent):.1f}" if recent else "no game finished"
     print(f"finished {run.path}: {trainer.num_timesteps:,} steps in {recorder.elapsed() / 60:.1f} min, {summary}")
     return run
+
+
+def _train(
+    run: RunDir, config: TrainConfig, trainer: Trainer, state: dict[str, Any] | None, stop_requests: list[int]
+) -> RunRecorder:
+    """Train a started or restored run to its budget and write its end; return its recorder, closed.
+
+    :raises RunStopped: a stop was requested (``stop_requests``), and the run checkpointed
+    """
+    wall_offset = 0.0
+    if state is not None:
+        set_rng_state(state["rng"])
+        EpisodeLog.truncate_after(run.episodes_path, trainer.num_timesteps)  # games the resume replays
+        wall_offset = float(state["wall_time"])
+    recorder = RunRecorder(
+        run,
+        start_step=trainer.num_timesteps,
+        wall_offset=wall_offset,
+        frame_skip=frames_per_step(config.game),
+        actors=algo_spec(config.algo).has_actors,  # episodes.csv: which actor (which ε) played each game
+    )
+    try:
+        with Monitor(config, run, recorder, trainer, stop_requests) as monitor:
+            trainer.train(config.timesteps, monitor)  # a stop request: a checkpoint, then RunStopped
+            monitor.log_final()
+        atomic_write_bytes(run.final_model_path, trainer.model_bytes())
+        run.write_state(
+            "finished", trainer.num_timesteps, **trainer.run_state(), wall_time=round(recorder.elapsed(), 1)
+        )
+        run.drop_checkpoint_extras()  # a finished run is not resumed: free the replay's GBs
+    except TrainingFailed as error:
+        raise TrainingFailed(f"{error}; {_restart_hint(run)}") from error
+    finally:
+        recorder.close()
+    return recorder

@@ -157,11 +157,16 @@ def export_runs(root: Path, destination: Path) -> int:
 
 def export_run(source: Path, target: Path) -> None:
     """Copy one run's small artefacts, as :func:`export_runs` does, from ``source`` into ``target``,
-    whether it has finished or not (its ``state.json`` says how far it got)."""
+    whether it has finished or not (its ``state.json`` says how far it got).
+
+    :raises ValueError: ``target`` is ``source`` (a copy onto itself would drop its ``episodes.csv``)
+    """
+    if target.resolve() == source.resolve():
+        raise ValueError(f"cannot export {source} onto itself: give another directory")
     target.mkdir(parents=True, exist_ok=True)
     for name in SMALL_ARTEFACTS:
         path = source / name
-        if path.name == "episodes.csv" and path.exists() and path.stat().st_size > EXPORT_GZIP_BYTES:
+        if name == "episodes.csv" and path.exists() and path.stat().st_size > EXPORT_GZIP_BYTES:
             with gzip.GzipFile(_compressed(target / name), "wb", mtime=0) as packed:
                 packed.write(path.read_bytes())
             (target / name).unlink(missing_ok=True)  # a copy from an earlier export

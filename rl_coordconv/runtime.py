@@ -66,27 +66,28 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 @contextlib.contextmanager
 def stop_signals(request: Callable[[int], None]) -> Iterator[None]:
     """While inside, the first Ctrl-C (SIGINT) or SIGTERM calls ``request(signal number)`` instead of
-    stopping the process; a second Ctrl-C raises ``KeyboardInterrupt`` as usual (stop now).
+    stopping the process; a second Ctrl-C raises ``KeyboardInterrupt`` (stop now), and later ones
+    are ignored, so that the clean-up it starts (stopping actors, closing envs) is not cut short.
 
     ``request`` runs in a signal handler: it should only note the request (printing there can
     collide with the main thread's own output). Outside the main thread, where Python cannot
-    handle signals, nothing changes; nor does an ignored Ctrl-C (a shell's background job), which
-    Python itself leaves ignored.
+    handle signals, nothing changes; nor does a signal the process ignores (Ctrl-C in a shell's
+    background job), which stays ignored, as Python itself leaves it.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
-    if previous[signal.SIGINT] == signal.SIG_IGN:
-        del previous[signal.SIGINT]
-    asked = False
+    previous = {number: handler for number, handler in previous.items() if handler != signal.SIG_IGN}
+    asked = interrupted = False
 
     def handle(number: int, frame: object) -> None:
-        nonlocal asked
+        nonlocal asked, interrupted
         if not asked:
             asked = True
             request(number)
-        elif number == signal.SIGINT:
+        elif number == signal.SIGINT and not interrupted:
+            interrupted = True
             raise KeyboardInterrupt
 
     for number in previous:

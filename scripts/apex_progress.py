@@ -217,11 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.figure is not None:
         figure(runs, args.figure)
         print(f"\nwrote {args.figure}")
-    for path in args.runs if args.export is not None else []:
-        config = RunDir(path).read_config()
-        target = args.export / "apex" / config["game"] / config["arm"] / f"seed{config['seed']}"
-        export_run(path, target)
-        print(f"copied {path}'s small artefacts to {target}")
+    if args.export is not None:
+        for path in args.runs:
+            config = RunDir(path).read_config()
+            target = args.export / "apex" / config["game"] / config["arm"] / f"seed{config['seed']}"
+            try:
+                export_run(path, target)
+            except ValueError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+            print(f"copied {path}'s small artefacts to {target}")
     return 0
 
 

@@ -88,21 +88,25 @@ def wait_for(process: subprocess.Popen[str], ready: Callable[[], bool], what: st
         if process.poll() is not None:
             raise AssertionError(f"the run ended before {what}: {process.stderr.read() if process.stderr else ''}")
         if time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)  # no run left behind on a 2-core machine
+            process.wait()
             raise AssertionError(f"no {what} within {timeout:.0f} s")
         time.sleep(0.2)
 
 
-def ctrl_c(process: subprocess.Popen[str], timeout: float = 180) -> tuple[int, str]:
-    """Ctrl-C to the run's whole session, as a terminal sends it; the step its stop message names (it
-    fails without one) and its stderr. Killed, with its session, if it has not ended by ``timeout``."""
-    os.killpg(process.pid, signal.SIGINT)
+def stop(process: subprocess.Popen[str], number: int = signal.SIGINT, timeout: float = 180) -> tuple[int, str]:
+    """Ctrl-C (or ``number``) to the run's whole session, as a terminal sends it; the step its stop
+    message names (it fails without one) and its stderr. Killed, with its session, if it has not
+    ended by ``timeout``."""
+    os.killpg(process.pid, number)
     try:
         _, err = process.communicate(timeout=timeout)
     finally:
         if process.returncode is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    found = re.search(r"stopped by Ctrl-C at step ([\d,]+); --resume continues from there", err)
+    name = "Ctrl-C" if number == signal.SIGINT else signal.Signals(number).name
+    found = re.search(rf"stopped by {name} at step ([\d,]+); --resume continues from there", err)
     assert found, f"exit {process.returncode}, no stop message: {err}"
     return int(found.group(1).replace(",", "")), err
 

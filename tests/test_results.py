@@ -6,10 +6,11 @@ import gzip
 import json
 
 import numpy as np
+import pytest
 from helpers import make_grid, write_run
 
 from rl_coordconv.report import make_report
-from rl_coordconv.results import EXPORT_GZIP_BYTES, Run, binned_curve, export_runs, load_runs
+from rl_coordconv.results import EXPORT_GZIP_BYTES, Run, binned_curve, export_run, export_runs, load_runs
 
 
 def test_binned_curve_means_each_bin_and_carries_over_empty_ones(tmp_path):
@@ -68,3 +69,13 @@ def test_a_large_episodes_csv_is_exported_gzipped_reproducibly_and_reads_the_sam
     [run], [copied] = load_runs(tmp_path / "runs"), load_runs(tmp_path / "copy")
     np.testing.assert_array_equal(copied.returns, run.returns)
     np.testing.assert_array_equal(copied.frames, run.frames)
+
+
+def test_a_run_is_not_exported_onto_itself(tmp_path):
+    make_grid(tmp_path / "runs", seeds=range(1))
+    run = tmp_path / "runs/a2c/Pong/conv/seed0"
+    episodes = (run / "episodes.csv").read_bytes()
+    (run / "episodes.csv").write_bytes(episodes * (EXPORT_GZIP_BYTES // len(episodes) + 1))  # exported gzipped
+    with pytest.raises(ValueError, match="onto itself"):
+        export_run(run, tmp_path / "runs/a2c/../a2c/Pong/conv/seed0")
+    assert (run / "episodes.csv").stat().st_size > EXPORT_GZIP_BYTES  # still there, not gzipped away

@@ -51,28 +51,31 @@ def test_an_unreachable_cluster_is_a_one_line_error(monkeypatch):
     assert WAIT not in os.environ
 
 
-def test_the_first_ctrl_c_or_sigterm_asks_to_stop_and_a_second_ctrl_c_stops_now():
+def test_the_first_ctrl_c_or_sigterm_asks_to_stop_a_second_ctrl_c_stops_now_and_later_ones_wait():
     before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     for first in (signal.SIGINT, signal.SIGTERM):
         asked: list[int] = []
         with stop_signals(asked.append):
-            os.kill(os.getpid(), first)
-            os.kill(os.getpid(), signal.SIGTERM)  # once asked, SIGTERM asks nothing more
+            signal.raise_signal(first)
+            signal.raise_signal(signal.SIGTERM)  # once asked, SIGTERM asks nothing more
             assert asked == [first]
             with pytest.raises(KeyboardInterrupt):
-                os.kill(os.getpid(), signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # the clean-up that KeyboardInterrupt began goes on
         assert {number: signal.getsignal(number) for number in before} == before
 
 
-def test_an_ignored_ctrl_c_stays_ignored():  # as Python leaves it in a shell's background job
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+@pytest.mark.parametrize("ignored", [signal.SIGINT, signal.SIGTERM])
+def test_an_ignored_signal_stays_ignored(ignored):  # e.g. Ctrl-C in a shell's background job, as Python leaves it
+    other = signal.SIGTERM if ignored == signal.SIGINT else signal.SIGINT
+    previous = signal.signal(ignored, signal.SIG_IGN)
     try:
         asked: list[int] = []
         with stop_signals(asked.append):
-            os.kill(os.getpid(), signal.SIGINT)
-            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN and asked == []
-            os.kill(os.getpid(), signal.SIGTERM)
-            assert asked == [signal.SIGTERM]
-        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            signal.raise_signal(ignored)
+            assert signal.getsignal(ignored) == signal.SIG_IGN and asked == []
+            signal.raise_signal(other)
+            assert asked == [other]
+        assert signal.getsignal(ignored) == signal.SIG_IGN
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(ignored, previous)

@@ -212,3 +212,9 @@ def test_ctrl_c_stops_a_sweeps_runs_at_a_checkpoint_each_and_the_same_command_go
     assert sweep.main([*args, "--log-dir", str(tmp_path)]) == 0
     assert run.status() == "finished"
     assert f"resuming {run.path} at step {stopped:,}" in (run.path / "train.log").read_text()
+
+
+def test_a_run_stopped_by_a_signal_is_interrupted_not_failed():
+    assert [grid._status(code) for code in (0, 130, 143, -2, -15, 1, 2, -9)] == [
+        "done", *["interrupted"] * 4, *["failed"] * 3,
+    ]  # fmt: skip

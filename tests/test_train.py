@@ -12,9 +12,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import SMALL_A2C, ctrl_c, episode_rows, run_dir, start_train, wait_for
+from helpers import SMALL_A2C, episode_rows, run_dir, start_train, stop, wait_for
 
 from rl_coordconv import enjoy, train
+from rl_coordconv.agents.trainer import Monitor
+from rl_coordconv.experiment import TrainConfig
+from rl_coordconv.logs import RunRecorder
+from rl_coordconv.runs import RunDir, RunStateError, RunStopped
 
 
 def test_cli_run_writes_the_whole_run_directory_and_enjoy_plays_it(tmp_path, capsys):
@@ -121,14 +125,17 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert [e.step for e in events.Scalars("charts/episodic_return")] == steps  # TensorBoard purged them too
 
 
-@pytest.mark.parametrize("backend", ["ale", "sb3"])  # sb3: SubprocVecEnv workers, which must outlive the Ctrl-C
-def test_ctrl_c_checkpoints_where_the_run_stopped_and_resume_goes_on_from_there(tmp_path, backend):
+@pytest.mark.parametrize(
+    ("backend", "number"),  # sb3: SubprocVecEnv workers, which must outlive the Ctrl-C
+    [("ale", signal.SIGINT), ("sb3", signal.SIGINT), ("ale", signal.SIGTERM)],
+)
+def test_ctrl_c_checkpoints_where_the_run_stopped_and_resume_goes_on_from_there(tmp_path, backend, number):
     run = run_dir(tmp_path)
     args = [*SMALL_A2C, "--env-backend", backend, "--timesteps", "10000", "--checkpoint-every", "100k"]
     proc = start_train(args, tmp_path)  # no checkpoint on the way: the one there is, the stop wrote
     wait_for(proc, lambda: (run / "episodes.csv").exists() and len(episode_rows(run / "episodes.csv")) >= 2, "games")
-    stopped, err = ctrl_c(proc)
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    stopped, err = stop(proc, number)
+    assert proc.returncode == 128 + number and "Traceback" not in err, err
     assert 0 < stopped < 10000 and json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == stopped
     state = json.loads((run / "state.json").read_text())
     assert state["status"] == "running" and state["agent_steps"] == stopped
@@ -140,6 +147,57 @@ def test_ctrl_c_checkpoints_where_the_run_stopped_and_resume_goes_on_from_there(
     assert f"resuming {run} at step {stopped:,}" in resumed.stdout
     assert episode_rows(run / "episodes.csv")[: len(before)] == before
     assert json.loads((run / "state.json").read_text())["status"] == "finished"
+
+
+class _StandingTrainer:
+    """A trainer at a given step that trains no further: enough for the monitor to checkpoint it."""
+
+    def __init__(self, step: int) -> None:
+        self.num_timesteps = step
+
+    def model_bytes(self) -> bytes:
+        return b"model"
+
+    def checkpoint_state(self) -> dict:
+        return {}
+
+    def write_checkpoint_extra(self, directory: Path) -> bool:
+        return False
+
+    def run_state(self) -> dict:
+        return {}
+
+    def scalars(self, seconds: float) -> dict:
+        return {}
+
+    def coord_weight_ratio(self) -> None:
+        return None
+
+    def progress_note(self) -> str:
+        return ""
+
+
+def test_a_stop_checkpoints_once_where_the_run_stands_and_not_before_it_has_trained(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    config = TrainConfig(timesteps=1000, checkpoint_every=100_000, progress=False)
+    recorder, trainer = RunRecorder(run), _StandingTrainer(0)
+    with Monitor(config, run, recorder, trainer, [signal.SIGINT]) as monitor:  # type: ignore[arg-type]
+        with pytest.raises(RunStopped, match="by Ctrl-C before any training; --overwrite starts the run over"):
+            monitor.tick()  # at step 0 there is nothing to keep
+        with pytest.raises(RunStateError):
+            run.latest_checkpoint()
+        trainer.num_timesteps = 40
+        with pytest.raises(RunStopped, match="by Ctrl-C at step 40; --resume continues from there") as stopped:
+            monitor.tick()
+        assert stopped.value.signal_number == signal.SIGINT
+        written = run.latest_checkpoint()
+        assert written.step == 40
+        before = written.model.stat().st_mtime_ns
+        with pytest.raises(RunStopped, match="at step 40"):
+            monitor.tick()  # asked again where it already checkpointed: no second write
+        assert run.latest_checkpoint().model.stat().st_mtime_ns == before
+    recorder.close()
 
 
 @pytest.mark.parametrize(

@@ -110,9 +110,17 @@ class Monitor:
     :param run: its directory
     :param recorder: its episode log and TensorBoard writer
     :param trainer: the trainer, built or restored; the run starts from its step count
+    :param stop_requests: where requests to stop arrive (the signals that asked); read at each tick
     """
 
-    def __init__(self, config: TrainConfig, run: RunDir, recorder: RunRecorder, trainer: Trainer) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        run: RunDir,
+        recorder: RunRecorder,
+        trainer: Trainer,
+        stop_requests: list[int] | None = None,
+    ) -> None:
         self.config = config
         self.run = run
         self.recorder = recorder
@@ -122,8 +130,8 @@ class Monitor:
         self.next_checkpoint = self._after(start, config.checkpoint_every)
         self._next_report = start
         self._last_log = (start, time.monotonic())
-        self._checkpointed = start if start else -1  # the last checkpoint's step (a resumed run starts at one)
-        self.stop_signal: int | None = None
+        self._checkpointed = start if start else None  # the last checkpoint's step (a resumed run starts at one)
+        self.stop_requests = stop_requests if stop_requests is not None else []
         self._progress: Any = None
         if config.progress if config.progress is not None else sys.stderr.isatty():
             from tqdm import tqdm
@@ -143,7 +151,7 @@ class Monitor:
 
     def request_stop(self, signal_number: int) -> None:
         """Stop at the next tick, after a checkpoint (safe to call from a signal handler)."""
-        self.stop_signal = signal_number
+        self.stop_requests.append(signal_number)
 
     def tick(self) -> None:
         """Log, checkpoint and report as their cadences say; stop if asked to.
@@ -151,8 +159,8 @@ class Monitor:
         :raises RunStopped: after :meth:`request_stop`, once the checkpoint is written
         """
         step = self.trainer.num_timesteps
-        if self.stop_signal is not None and step < self.config.timesteps:
-            self._stop(step, self.stop_signal)
+        if self.stop_requests and step < self.config.timesteps:
+            self._stop(step, self.stop_requests[0])
         if step >= self.next_log:
             self.log_scalars()
             self.next_log = self._after(step, self.config.log_every)
@@ -162,12 +170,15 @@ class Monitor:
         self._report(step)
 
     def _stop(self, step: int, signal_number: int) -> None:
+        """A checkpoint where the run stands (none at step 0: nothing to keep), then RunStopped."""
         name = "Ctrl-C" if signal_number == signal.SIGINT else signal.Signals(signal_number).name
-        if step > self._checkpointed:
+        if step > 0 and step != self._checkpointed:
             self.note(f"{name}: writing a checkpoint at step {step:,} before stopping (Ctrl-C again: stop now)")
             if step > self._last_log[0]:
                 self.log_scalars()
             self.save_checkpoint()
+        if self._checkpointed is None:
+            raise RunStopped(f"stopped by {name} before any training; --overwrite starts the run over", signal_number)
         raise RunStopped(f"stopped by {name} at step {step:,}; --resume continues from there", signal_number)
 
     def log_final(self) -> None:

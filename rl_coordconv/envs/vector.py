@@ -403,8 +403,8 @@ def make_atari_vec_env(
 
 
 def _subprocess_env(game: str, render_mode: str | None = None) -> gym.Env:
-    """:func:`make_ale_env` in a ``SubprocVecEnv`` worker, which leaves Ctrl-C to the run: it checkpoints,
-    then closes its envs."""
-    if multiprocessing.parent_process() is not None:
+    """:func:`make_ale_env` in a ``SubprocVecEnv`` worker process, which leaves Ctrl-C to its parent
+    (a run checkpoints, then closes its envs)."""
+    if multiprocessing.parent_process() is not None:  # a worker indeed, not this process
         ignore_ctrl_c()
     return make_ale_env(game, render_mode)

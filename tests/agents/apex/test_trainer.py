@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import SMALL_APEX, ctrl_c, episode_rows, one_torch_thread, run_dir, scalars, start_train, wait_for
+from helpers import SMALL_APEX, episode_rows, one_torch_thread, run_dir, scalars, start_train, stop, wait_for
 
 from rl_coordconv import train
 from rl_coordconv.agents.apex import trainer as trainer_module
@@ -133,7 +132,7 @@ def test_ctrl_c_checkpoints_with_the_replay_then_stops_the_actors_and_resume_goe
     proc = start_train(args, tmp_path)  # the actors and the fork server share its session, as in a terminal
     state = run / "state.json"
     wait_for(proc, lambda: state.exists() and json.loads(state.read_text()).get("learner_steps", 0) > 0, "learning")
-    stopped, err = ctrl_c(proc)
+    stopped, err = stop(proc)
     assert proc.returncode == 130 and "Traceback" not in err, err
     latest = json.loads((run / "checkpoints" / "latest.json").read_text())
     assert latest["step"] == stopped and (run / "checkpoints" / latest["extra"] / "frames.npy").exists()
@@ -149,12 +148,16 @@ def test_ctrl_c_checkpoints_with_the_replay_then_stops_the_actors_and_resume_goe
     assert json.loads(state.read_text())["agent_steps"] == 3000
 
 
-def _session_alive(session: int) -> bool:
-    try:
-        os.killpg(session, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _session_alive(group: int) -> bool:
+    """Whether a process of this process group still runs (zombies waiting for their reaper do not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if int(pgrp) == group and state != "Z":
+            return True
+    return False
 
 
 def test_a_run_begun_with_another_network_is_refused_on_resume_in_one_line(local_run, tmp_path, capsys, monkeypatch):
