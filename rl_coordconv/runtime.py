@@ -19,7 +19,7 @@ from types import ModuleType
 
 import torch
 
-__all__ = ["connect_ray", "ignore_ctrl_c", "resolve_device", "stop_signals", "tune_malloc"]
+__all__ = ["STOP_SIGNALS", "connect_ray", "ignore_stop_signals", "resolve_device", "stop_signals", "tune_malloc"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -99,10 +99,12 @@ def stop_signals(request: Callable[[int], None]) -> Iterator[None]:
             signal.signal(number, signal.SIG_DFL if handler is None else handler)  # None: not set from Python
 
 
-def ignore_ctrl_c() -> None:
-    """In a worker process (an actor, an env): leave Ctrl-C to the process that runs the training,
-    which stops its workers once it has written a checkpoint."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def ignore_stop_signals() -> None:
+    """In a worker process (an actor, an env): leave Ctrl-C and SIGTERM (a terminal, ``timeout`` and
+    schedulers send them to a whole process group) to the run, which checkpoints, then stops its
+    workers by closing their pipes (or, failing that, SIGKILL)."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
 
 
 def connect_ray(address: str | None, *, option: str) -> ModuleType:

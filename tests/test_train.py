@@ -126,8 +126,8 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("backend", "number"),  # sb3: SubprocVecEnv workers, which must outlive the Ctrl-C
-    [("ale", signal.SIGINT), ("sb3", signal.SIGINT), ("ale", signal.SIGTERM)],
+    ("backend", "number"),  # sb3: SubprocVecEnv workers, which must outlive the signal
+    [("ale", signal.SIGINT), ("sb3", signal.SIGINT), ("sb3", signal.SIGTERM)],
 )
 def test_ctrl_c_checkpoints_where_the_run_stopped_and_resume_goes_on_from_there(tmp_path, backend, number):
     run = run_dir(tmp_path)

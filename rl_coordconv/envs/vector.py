@@ -57,7 +57,7 @@ from rl_coordconv.envs.atari import (
     rom_id,
 )
 from rl_coordconv.envs.catch import CATCH, CatchVecEnv
-from rl_coordconv.runtime import ignore_ctrl_c
+from rl_coordconv.runtime import ignore_stop_signals
 
 __all__ = ["BACKENDS", "AtariVecEnv", "make_atari_vec_env"]
 
@@ -403,8 +403,8 @@ def make_atari_vec_env(
 
 
 def _subprocess_env(game: str, render_mode: str | None = None) -> gym.Env:
-    """:func:`make_ale_env` in a ``SubprocVecEnv`` worker process, which leaves Ctrl-C to its parent
-    (a run checkpoints, then closes its envs)."""
+    """:func:`make_ale_env` in a ``SubprocVecEnv`` worker process, which leaves Ctrl-C and SIGTERM to
+    its parent (a run checkpoints, then closes its envs)."""
     if multiprocessing.parent_process() is not None:  # a worker indeed, not this process
-        ignore_ctrl_c()
+        ignore_stop_signals()
     return make_ale_env(game, render_mode)

@@ -29,7 +29,7 @@ import torch
 from rl_coordconv.agents.apex.actor import ActorOutput, ActorSpec, ApexActor
 from rl_coordconv.agents.apex.learner import ApexLearner
 from rl_coordconv.experiment import ACTOR_PLACEMENTS
-from rl_coordconv.runtime import connect_ray, ignore_ctrl_c
+from rl_coordconv.runtime import connect_ray, ignore_stop_signals
 
 __all__ = ["ActorFailure", "ActorPool", "LocalActorPool", "RayActorPool", "make_actor_pool"]
 
@@ -84,7 +84,7 @@ class _SharedParameters:
 
 def _local_actor_main(spec: ActorSpec, conn: multiprocessing.connection.Connection, shared: _SharedParameters) -> None:
     """An actor process: wait for an order, pull parameters when due, play, send the output."""
-    ignore_ctrl_c()  # the trainer checkpoints, then stops its actors
+    ignore_stop_signals()  # the trainer checkpoints, then stops its actors
     torch.set_num_threads(1)
     actor = ApexActor(spec)
     seen = [-1, -1]
@@ -180,12 +180,15 @@ class LocalActorPool(ActorPool):
         actor = self._actors.pop(index, None)
         if actor is None:
             return
-        actor.conn.close()
-        if actor.process.is_alive():
-            actor.process.terminate()
+        actor.conn.close()  # a live actor sees the pipe close when it next reads or writes, and exits
         actor.process.join(timeout=10)
+        if actor.process.is_alive():  # it ignores SIGTERM (see ignore_stop_signals)
+            actor.process.kill()
+            actor.process.join()
 
     def close(self) -> None:
+        for actor in self._actors.values():  # every actor is told at once, then each is waited for
+            actor.conn.close()
         for index in list(self._actors):
             self._stop(index)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import signal
 import sys
 import time
 from collections import deque
@@ -126,14 +127,15 @@ def test_a_resumed_run_starts_from_the_replay_its_checkpoint_saved(tmp_path, mon
     assert not [path for path in (run / "checkpoints").iterdir() if path.is_dir()]
 
 
-def test_ctrl_c_checkpoints_with_the_replay_then_stops_the_actors_and_resume_goes_on(tmp_path):
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])  # sent to the whole group, as timeout does
+def test_ctrl_c_checkpoints_with_the_replay_then_stops_the_actors_and_resume_goes_on(tmp_path, number):
     run = run_dir(tmp_path, "apex")
     args = [*SMALL_APEX, "--actors", "2", "--timesteps", "3000", "--checkpoint-every", "100k"]
     proc = start_train(args, tmp_path)  # the actors and the fork server share its session, as in a terminal
     state = run / "state.json"
     wait_for(proc, lambda: state.exists() and json.loads(state.read_text()).get("learner_steps", 0) > 0, "learning")
-    stopped, err = stop(proc)
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    stopped, err = stop(proc, number)
+    assert proc.returncode == 128 + number and "Traceback" not in err, err
     latest = json.loads((run / "checkpoints" / "latest.json").read_text())
     assert latest["step"] == stopped and (run / "checkpoints" / latest["extra"] / "frames.npy").exists()
     saved = load_checkpoint_state(run / "checkpoints" / latest["state"])
