@@ -87,7 +87,7 @@ def exit_code(work: Callable[[], object]) -> int:
     except (TrainingFailed, OSError) as error:  # OSError: e.g. a --log-dir it cannot write to
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # a second Ctrl-C, or one before training began
-        print("interrupted; --resume continues from the last checkpoint", file=sys.stderr)
+    except KeyboardInterrupt:  # before the run began (during one, Ctrl-C ends in RunStopped)
+        print("interrupted", file=sys.stderr)
         return 130
     return 0

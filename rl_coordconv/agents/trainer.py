@@ -102,15 +102,16 @@ class Monitor:
 
     The trainer calls :meth:`episode` for each finished game and :meth:`tick` wherever a
     checkpoint may be taken (SB3: before each rollout; Ape-X: each pass of its loop), where every
-    step it counted has been trained on. After :meth:`request_stop` (Ctrl-C), the next tick writes
-    a checkpoint and raises :class:`~rl_coordconv.runs.RunStopped`. A context manager: leaving it
-    closes the progress bar.
+    step it counted has been trained on. Once a stop is requested (a signal number in
+    ``stop_requests``: Ctrl-C, SIGTERM), the next tick writes a checkpoint and raises
+    :class:`~rl_coordconv.runs.RunStopped`. A context manager: leaving it closes the progress bar.
 
     :param config: the run's settings (budget, cadences, progress bar)
     :param run: its directory
     :param recorder: its episode log and TensorBoard writer
     :param trainer: the trainer, built or restored; the run starts from its step count
-    :param stop_requests: where requests to stop arrive (the signals that asked); read at each tick
+    :param stop_requests: where requests to stop arrive (the signals that asked, appended by a signal
+        handler); read at each tick
     """
 
     def __init__(
@@ -149,14 +150,10 @@ class Monitor:
         by ``actor``, for an algorithm with actors)."""
         self.recorder.episode(step, score, length, actor)
 
-    def request_stop(self, signal_number: int) -> None:
-        """Stop at the next tick, after a checkpoint (safe to call from a signal handler)."""
-        self.stop_requests.append(signal_number)
-
     def tick(self) -> None:
         """Log, checkpoint and report as their cadences say; stop if asked to.
 
-        :raises RunStopped: after :meth:`request_stop`, once the checkpoint is written
+        :raises RunStopped: once a stop is requested, after its checkpoint
         """
         step = self.trainer.num_timesteps
         if self.stop_requests and step < self.config.timesteps:
