@@ -5,8 +5,8 @@ For each run (a live run directory or a committed copy: ``config.yaml``, ``episo
 last game: frames played, the mean raw return of the last 100 games ended by then (all actors, the
 run's final score, and each actor's own, at its ε, where ``episodes.csv`` names the actor), learner
 steps, target-network copies and samples per insert. ``--figure`` draws return against frames and
-against wall time (each actor's), learner steps against wall time and samples per insert against
-frames.
+against wall time (all actors' games, solid, and each actor's, dashed, in the run's colour), learner
+steps against wall time and samples per insert against frames.
 
 Learner steps are the logged ``charts/learner_steps``; a run made before that scalar (2026-12-06)
 has them rebuilt from the logged cumulative samples per insert,
@@ -37,13 +37,16 @@ from rl_coordconv.runs import RunDir, RunStateError
 LAST_GAMES = 100  # the final score's games (rl_coordconv.plot --last-k)
 SPI_TAG = "charts/samples_per_insert"
 LEARNER_TAG = "charts/learner_steps"
+ACTOR_DASHES = ["--", ":", "-.", (0, (5, 1, 1, 1, 1, 1))]  # each actor's curve, in its run's colour
 
 
 @dataclass
 class ApexRun:
     """One Ape-X run's games and its logged samples per insert."""
 
+    path: Path
     label: str
+    target: Path  # where --export puts it, under the export directory: apex/<Game>/<arm>/seed<N>
     batch_size: int
     learning_starts: int
     target_update_interval: int
@@ -94,7 +97,9 @@ def load(path: Path) -> ApexRun:
     named = any(row.get(ACTOR_COLUMN) not in (None, "") for row in rows)
     actors = int(hyper["actors"])
     return ApexRun(
+        path=path,
         label="/".join(path.parts[-3:]),
+        target=Path("apex", config["game"], config["arm"], f"seed{config['seed']}"),
         frame_skip=int(config.get("protocol", {}).get("frame_skip", 4)),
         batch_size=int(hyper["batch_size"]),
         learning_starts=int(hyper["learning_starts"]),
@@ -152,6 +157,18 @@ def _rolling(returns: np.ndarray) -> np.ndarray:
     return (sums[ends] - sums[starts]) / (ends - starts)
 
 
+def return_curves(run: ApexRun) -> list[tuple[str, np.ndarray, bool]]:
+    """The figure's return curves of one run: (label, its games, whether they are all the run's games).
+    All actors' games, the run's final score, come first; then each actor's, where the run names them."""
+    curves = [(f"{run.label}, all actors", np.ones(len(run.returns), dtype=bool), True)]
+    if run.actors is not None:
+        curves += [
+            (f"{run.label}, actor {actor} (ε {eps:.2g})", run.actors == actor, False)
+            for actor, eps in enumerate(run.epsilons)
+        ]
+    return curves
+
+
 def figure(runs: list[ApexRun], out: Path) -> None:
     import matplotlib
 
@@ -159,24 +176,21 @@ def figure(runs: list[ApexRun], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-    for run in runs:
-        if run.actors is None:
-            games = [(run.label, np.ones(len(run.returns), dtype=bool))]
-        else:
-            games = [
-                (f"{run.label}, actor {actor} (ε {eps:.2g})", run.actors == actor)
-                for actor, eps in enumerate(run.epsilons)
-            ]
-        for label, chosen in games:
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, run in enumerate(runs):
+        colour = colours[index % len(colours)]
+        for number, (label, chosen, everyone) in enumerate(return_curves(run)):
             rolling = _rolling(run.returns[chosen])
-            axes[0, 0].plot(run.frames[chosen] / 1e6, rolling, label=label)
-            axes[0, 1].plot(run.hours[chosen], rolling, label=label)
+            dashes = ACTOR_DASHES[(number - 1) % len(ACTOR_DASHES)]
+            style = {"linewidth": 2.0} if everyone else {"linewidth": 1.0, "alpha": 0.8, "linestyle": dashes}
+            axes[0, 0].plot(run.frames[chosen] / 1e6, rolling, color=colour, label=label, **style)
+            axes[0, 1].plot(run.hours[chosen], rolling, color=colour, label=label, **style)
         if run.learner_steps(run.steps[-1]) is not None:
             work = [run.learner_steps(step) or 0 for step in run.steps]
-            axes[1, 0].plot(run.hours, np.array(work) / 1e3, label=run.label)
+            axes[1, 0].plot(run.hours, np.array(work) / 1e3, color=colour, label=run.label)
         if run.spi:
             at, value = zip(*run.spi, strict=True)
-            axes[1, 1].plot(np.array(at) * run.frame_skip / 1e6, value, label=run.label)
+            axes[1, 1].plot(np.array(at) * run.frame_skip / 1e6, value, color=colour, label=run.label)
     labels = [
         ("frames (M)", f"mean return, last {LAST_GAMES} games"),
         ("wall time (h)", f"mean return, last {LAST_GAMES} games"),
@@ -218,15 +232,14 @@ def main(argv: list[str] | None = None) -> int:
         figure(runs, args.figure)
         print(f"\nwrote {args.figure}")
     if args.export is not None:
-        for path in args.runs:
-            config = RunDir(path).read_config()
-            target = args.export / "apex" / config["game"] / config["arm"] / f"seed{config['seed']}"
+        for run in runs:
+            target = args.export / run.target
             try:
-                export_run(path, target)
+                export_run(run.path, target)
             except ValueError as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
-            print(f"copied {path}'s small artefacts to {target}")
+            print(f"copied {run.path}'s small artefacts to {target}")
     return 0
 
 

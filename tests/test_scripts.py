@@ -180,6 +180,10 @@ def test_apex_progress_counts_learner_steps_and_splits_games_by_actor(local_run,
     loaded.spi = []
     assert loaded.learner_steps(state["agent_steps"]) is None  # neither: not a made-up 0
     assert loaded.actors is not None and set(loaded.actors) == {0, 1} and loaded.epsilons[0] == 0.4
+    curves = script.return_curves(loaded)  # the run's score (all games) first, then each actor's games
+    assert [label.split(", ")[-1] for label, _, _ in curves] == ["all actors", "actor 0 (ε 0.4)", "actor 1 (ε 0.00066)"]
+    assert [everyone for _, _, everyone in curves] == [True, False, False] and curves[0][1].all()
+    assert (curves[1][1] ^ curves[2][1]).all() and curves[1][1].any() and curves[2][1].any()
     figure = tmp_path / "progress.png"
     first_game = float(loaded.hours[0])
     assert script.main([str(run), "--every", str(first_game / 2), "--figure", str(figure)]) == 0
