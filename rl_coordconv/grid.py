@@ -25,7 +25,7 @@ from rl_coordconv.cli import exit_code
 from rl_coordconv.experiment import TrainConfig, arm_name, identity_mismatch
 from rl_coordconv.lifecycle import protocol_mismatch, resolve_config
 from rl_coordconv.runs import RunDir, RunStateError
-from rl_coordconv.runtime import connect_ray
+from rl_coordconv.runtime import connect_ray, stop_signals
 
 __all__ = ["ARMS", "RUN_PLACEMENTS", "Cell", "launch", "plan", "run_local", "run_ray"]
 
@@ -163,69 +163,90 @@ def _summary(cells: list[Cell]) -> int:
 
 
 def run_local(cells: list[Cell], workers: int, live: bool | None = None) -> int:
-    """Run the cells as child processes, ``workers`` at a time; return 0 if none failed."""
+    """Run the cells as child processes, ``workers`` at a time; return 0 if none failed. Ctrl-C or
+    SIGTERM (``kill``, a scheduler) stops the runs still going, each at a checkpoint, and the sweep
+    exits 130 or 143: the same command goes on from there."""
     from rich.console import Console
     from rich.live import Live
 
     for cell in cells:
         if cell.action in ("skip", "busy"):
             cell.status = "skipped" if cell.action == "skip" else "busy"
-    queue = [cell for cell in cells if cell.status == "pending"]
-    running: list[Cell] = []
     console = Console()
     show = console.is_terminal if live is None else live
     display = Live(_table(cells, "sweep"), console=console, refresh_per_second=1) if show else None
-    last_print = 0.0
+    stops: list[int] = []  # the signal that asked the sweep to stop
     try:
         if display is not None:
             display.start()
-        while queue or running:
-            while queue and len(running) < workers:
-                cell = queue.pop(0)
-                args = launch(cell.config, cell.overrides)
-                if args is None:
-                    cell.status = "skipped"
-                    continue
-                cell.process = _start_train(cell.run, args)
-                cell.started, cell.status = time.monotonic(), "running"
-                running.append(cell)
-            time.sleep(1.0)
-            for cell in list(running):
-                code = cell.process.poll()
-                if code is not None:
-                    cell.returncode, cell.status = code, _status(code)
-                    running.remove(cell)
-                    if display is None:
-                        print(f"{cell.status}: {cell.label} ({(time.monotonic() - cell.started) / 60:.1f} min)")
-            if display is not None:
-                display.update(_table(cells, "sweep"))
-            elif time.monotonic() - last_print > 300 and running:
-                last_print = time.monotonic()
-                print("running: " + ", ".join(f"{c.label} {c.progress():,}" for c in running), flush=True)
-    except KeyboardInterrupt:
-        _stop_runs([cell for cell in cells if cell.process is not None and cell.process.poll() is None])
-        print("sweep interrupted; run the same command again to continue", file=sys.stderr)
-        return 130
+        with stop_signals(stops.append):
+            try:
+                _run_cells(cells, workers, display, stops)
+            except KeyboardInterrupt:  # a second Ctrl-C before the loop saw the first
+                _stop_runs(_alive(cells), at_once=True)
+            else:
+                _stop_runs(_alive(cells))  # none, unless a stop was asked
     finally:
         if display is not None:
             display.stop()
+    if stops:
+        what = "Ctrl-C" if stops[0] == signal.SIGINT else signal.Signals(stops[0]).name
+        print(f"sweep stopped by {what}; run the same command again to continue", file=sys.stderr)
+        return 128 + stops[0]
     return _summary(cells)
 
 
-def _stop_runs(running: list[Cell]) -> None:
+def _run_cells(cells: list[Cell], workers: int, display: Any, stops: list[int]) -> None:
+    """Start the pending cells as workers free up, until all have ended or a stop is asked (``stops``)."""
+    queue = [cell for cell in cells if cell.status == "pending"]
+    running: list[Cell] = []
+    last_print = 0.0
+    while (queue or running) and not stops:
+        while queue and len(running) < workers:
+            cell = queue.pop(0)
+            args = launch(cell.config, cell.overrides)
+            if args is None:
+                cell.status = "skipped"
+                continue
+            cell.process = _start_train(cell.run, args)
+            cell.started, cell.status = time.monotonic(), "running"
+            running.append(cell)
+        time.sleep(1.0)
+        for cell in list(running):
+            code = cell.process.poll()
+            if code is not None:
+                cell.returncode, cell.status = code, _status(code)
+                running.remove(cell)
+                if display is None:
+                    print(f"{cell.status}: {cell.label} ({(time.monotonic() - cell.started) / 60:.1f} min)")
+        if display is not None:
+            display.update(_table(cells, "sweep"))
+        elif time.monotonic() - last_print > 300 and running:
+            last_print = time.monotonic()
+            print("running: " + ", ".join(f"{c.label} {c.progress():,}" for c in running), flush=True)
+
+
+def _alive(cells: list[Cell]) -> list[Cell]:
+    return [cell for cell in cells if cell.process is not None and cell.process.poll() is None]
+
+
+def _stop_runs(running: list[Cell], at_once: bool = False) -> None:
     """Ask each running run to stop (SIGTERM: it writes a checkpoint first) and wait for it. A second
-    Ctrl-C stops them at once, losing what each did since its last checkpoint: it reaches runs
-    started from a terminal directly, and is passed on to the others (each then closes its actors
-    and envs; one that has not ended after a minute is killed)."""
-    if running:
+    Ctrl-C (or ``at_once``) stops them at once, losing what each did since its last checkpoint: it
+    reaches runs started from a terminal directly, and is passed on to the others (each then closes
+    its actors and envs; one that has not ended after a minute is killed)."""
+    if running and not at_once:
         what = "1 run" if len(running) == 1 else f"{len(running)} runs"
         print(f"stopping {what}, each at a checkpoint (Ctrl-C again: stop now)", file=sys.stderr)
     for cell in running:
         cell.process.terminate()
-    try:
-        for cell in running:
-            cell.process.wait()
-    except KeyboardInterrupt:
+    if not at_once:
+        try:
+            for cell in running:
+                cell.process.wait()
+        except KeyboardInterrupt:
+            at_once = True
+    if at_once:
         for cell in running:
             cell.process.send_signal(signal.SIGINT)
         for cell in running:

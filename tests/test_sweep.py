@@ -196,19 +196,25 @@ def test_a_run_another_process_trains_is_left_alone(tmp_path, capsys):
     assert not run.in_use()
 
 
-def test_ctrl_c_stops_a_sweeps_runs_at_a_checkpoint_each_and_the_same_command_goes_on(tmp_path):
+@pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])
+def test_a_stopped_sweep_stops_its_runs_at_a_checkpoint_each_and_the_same_command_goes_on(tmp_path, how):
     args = ["--games", "Breakout", "--arms", "conv", "--seeds", "0", "--n-envs", "4", "--timesteps", "10000"]
     args += ["--checkpoint-every", "100k", "--workers", "1"]
     proc = start_train(args, tmp_path, tool="sweep")
     run = RunDir(tmp_path / "a2c/Breakout/conv/seed0")
     wait_for(proc, lambda: run.episodes_path.exists() and len(episode_rows(run.episodes_path)) >= 2, "games")
-    os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: to the sweep and its run
+    if how == "Ctrl-C":
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: to the sweep and its run
+    else:
+        proc.terminate()  # `kill <sweep>`: the sweep alone, which must pass it on to its run
     _, err = proc.communicate(timeout=180)
-    assert proc.returncode == 130 and "stopping 1 run, each at a checkpoint" in err, err
+    code = 130 if how == "Ctrl-C" else 143
+    assert proc.returncode == code and "stopping 1 run, each at a checkpoint" in err, err
+    assert f"sweep stopped by {how}; run the same command again" in err
     stopped = run.read_state()["agent_steps"]
     assert run.status() == "running" and 0 < stopped < 10000
     assert run.latest_checkpoint().step == stopped  # --checkpoint-every 100k: the stop wrote it
-    assert f"stopped by Ctrl-C at step {stopped:,}" in (run.path / "train.log").read_text()
+    assert f"stopped by {how} at step {stopped:,}" in (run.path / "train.log").read_text()
     assert sweep.main([*args, "--log-dir", str(tmp_path)]) == 0
     assert run.status() == "finished"
     assert f"resuming {run.path} at step {stopped:,}" in (run.path / "train.log").read_text()
