@@ -163,9 +163,12 @@ def _summary(cells: list[Cell]) -> int:
 
 
 def run_local(cells: list[Cell], workers: int, live: bool | None = None) -> int:
-    """Run the cells as child processes, ``workers`` at a time; return 0 if none failed. Ctrl-C or
-    SIGTERM (``kill``, a scheduler) stops the runs still going, each at a checkpoint, and the sweep
-    exits 130 or 143: the same command goes on from there."""
+    """Run the cells as child processes, ``workers`` at a time; return 0 if none failed.
+
+    Ctrl-C or SIGTERM (``kill``, a scheduler) starts no more runs and stops those still going, each
+    at a checkpoint (a second Ctrl-C: at once); the sweep then exits 130 or 143, and the same
+    command goes on from there. Called outside the main thread, where Python cannot handle
+    signals, it does not hear them."""
     from rich.console import Console
     from rich.live import Live
 
@@ -176,24 +179,24 @@ def run_local(cells: list[Cell], workers: int, live: bool | None = None) -> int:
     show = console.is_terminal if live is None else live
     display = Live(_table(cells, "sweep"), console=console, refresh_per_second=1) if show else None
     stops: list[int] = []  # the signal that asked the sweep to stop
-    try:
-        if display is not None:
-            display.start()
-        with stop_signals(stops.append):
-            try:
-                _run_cells(cells, workers, display, stops)
-            except KeyboardInterrupt:  # a second Ctrl-C before the loop saw the first
-                _stop_runs(_alive(cells), at_once=True)
-            else:
-                _stop_runs(_alive(cells))  # none, unless a stop was asked
-    finally:
-        if display is not None:
-            display.stop()
-    if stops:
+    with stop_signals(stops.append):
+        try:
+            if display is not None:
+                display.start()
+            _run_cells(cells, workers, display, stops)
+            _stop_runs(_running(cells))  # none, unless a stop was asked
+        except KeyboardInterrupt:  # a second Ctrl-C, outside the wait for the runs' checkpoints
+            _stop_now(_running(cells))
+        finally:
+            if display is not None:
+                display.update(_table(cells, "sweep"), refresh=True)
+                display.stop()
+    code = _summary(cells)
+    if stops and any(cell.status in ("pending", "interrupted") for cell in cells):
         what = "Ctrl-C" if stops[0] == signal.SIGINT else signal.Signals(stops[0]).name
         print(f"sweep stopped by {what}; run the same command again to continue", file=sys.stderr)
         return 128 + stops[0]
-    return _summary(cells)
+    return code
 
 
 def _run_cells(cells: list[Cell], workers: int, display: Any, stops: list[int]) -> None:
@@ -202,7 +205,7 @@ def _run_cells(cells: list[Cell], workers: int, display: Any, stops: list[int]) 
     running: list[Cell] = []
     last_print = 0.0
     while (queue or running) and not stops:
-        while queue and len(running) < workers:
+        while queue and len(running) < workers and not stops:
             cell = queue.pop(0)
             args = launch(cell.config, cell.overrides)
             if args is None:
@@ -215,7 +218,7 @@ def _run_cells(cells: list[Cell], workers: int, display: Any, stops: list[int]) 
         for cell in list(running):
             code = cell.process.poll()
             if code is not None:
-                cell.returncode, cell.status = code, _status(code)
+                _ended(cell)
                 running.remove(cell)
                 if display is None:
                     print(f"{cell.status}: {cell.label} ({(time.monotonic() - cell.started) / 60:.1f} min)")
@@ -226,38 +229,55 @@ def _run_cells(cells: list[Cell], workers: int, display: Any, stops: list[int]) 
             print("running: " + ", ".join(f"{c.label} {c.progress():,}" for c in running), flush=True)
 
 
-def _alive(cells: list[Cell]) -> list[Cell]:
-    return [cell for cell in cells if cell.process is not None and cell.process.poll() is None]
+def _running(cells: list[Cell]) -> list[Cell]:
+    """The cells started and not yet seen to end (some may have ended since)."""
+    return [cell for cell in cells if cell.status == "running" and cell.process is not None]
 
 
-def _stop_runs(running: list[Cell], at_once: bool = False) -> None:
-    """Ask each running run to stop (SIGTERM: it writes a checkpoint first) and wait for it. A second
-    Ctrl-C (or ``at_once``) stops them at once, losing what each did since its last checkpoint: it
-    reaches runs started from a terminal directly, and is passed on to the others (each then closes
-    its actors and envs; one that has not ended after a minute is killed)."""
-    if running and not at_once:
-        what = "1 run" if len(running) == 1 else f"{len(running)} runs"
-        print(f"stopping {what}, each at a checkpoint (Ctrl-C again: stop now)", file=sys.stderr)
+def _ended(cell: Cell) -> None:
+    """Record how a started cell's run ended (its process has been polled or waited for)."""
+    assert cell.process is not None and cell.process.returncode is not None
+    cell.returncode = cell.process.returncode
+    cell.status = _status(cell.returncode)
+
+
+def _stop_runs(running: list[Cell]) -> None:
+    """Ask each running run to stop (SIGTERM: it writes a checkpoint first) and wait for it; a second
+    Ctrl-C meanwhile stops them at once (:func:`_stop_now`)."""
+    if not running:
+        return
+    what = "1 run" if len(running) == 1 else f"{len(running)} runs"
+    print(f"stopping {what}, each at a checkpoint (Ctrl-C again: stop now)", file=sys.stderr)
+    try:
+        for cell in running:
+            cell.process.terminate()
+        for cell in running:
+            cell.process.wait()
+    except KeyboardInterrupt:
+        _stop_now(running)
+    for cell in running:
+        _ended(cell)
+
+
+def _stop_now(running: list[Cell]) -> None:
+    """Stop the runs at once, losing what each did since its last checkpoint: a run stops at once on
+    its second signal if that is a Ctrl-C, so each gets SIGTERM (a run already asked ignores it),
+    then a moment later SIGINT (sent together, a run would see the SIGINT first, as the first
+    request). Ctrl-C from a terminal reaches its runs directly too. Each then closes its actors and
+    envs; one that has not ended after a minute is killed."""
+    print(f"stopping {len(running)} run(s) now, without a checkpoint", file=sys.stderr)
     for cell in running:
         cell.process.terminate()
-    if not at_once:
-        try:
-            for cell in running:
-                cell.process.wait()
-        except KeyboardInterrupt:
-            at_once = True
-    if at_once:
-        for cell in running:
-            cell.process.send_signal(signal.SIGINT)
-        for cell in running:
-            try:
-                cell.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                cell.process.kill()
-                cell.process.wait()
+    time.sleep(1.0)
     for cell in running:
-        cell.returncode = cell.process.returncode
-        cell.status = "done" if cell.returncode == 0 else "interrupted"
+        cell.process.send_signal(signal.SIGINT)
+    for cell in running:
+        try:
+            cell.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            cell.process.kill()
+            cell.process.wait()
+        _ended(cell)
 
 
 def _status(returncode: int) -> str:
@@ -323,6 +343,6 @@ def run_ray(cells: list[Cell], address: str | None, gpus_per_run: float | None =
             with contextlib.suppress(Exception):  # a lost connection: the cluster stops the tasks itself
                 ray.cancel(ref, force=True)
             cell.status = "interrupted"
-        print("sweep interrupted; run the same command again to continue", file=sys.stderr)
+        print("sweep stopped by Ctrl-C; run the same command again to continue", file=sys.stderr)
         return 130
     return _summary(cells)

@@ -5,9 +5,9 @@
 
 Every cell is an ordinary ``train`` run in its usual directory. The sweep skips finished runs,
 resumes interrupted ones from their checkpoints and restarts those that died before their first
-one, so it can be stopped (Ctrl-C or SIGTERM: each local run checkpoints where it stands; a reboot,
-a lost node) and started again at any time, each run going on from its last checkpoint. It
-refuses to mix in an existing run made with other settings.
+one, so it can be stopped (Ctrl-C, a reboot, a lost node) and started again at any time. Ctrl-C
+or SIGTERM to a local sweep has each run checkpoint where it stands before it stops. It refuses
+to mix in an existing run made with other settings.
 
 ``--runs-on local`` runs up to ``--workers`` trainings at once as child processes (default: one
 per two cores, which is what one A2C run uses); ``--runs-on ray`` submits each run as a Ray task

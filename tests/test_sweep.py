@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -203,13 +205,18 @@ def test_a_stopped_sweep_stops_its_runs_at_a_checkpoint_each_and_the_same_comman
     proc = start_train(args, tmp_path, tool="sweep")
     run = RunDir(tmp_path / "a2c/Breakout/conv/seed0")
     wait_for(proc, lambda: run.episodes_path.exists() and len(episode_rows(run.episodes_path)) >= 2, "games")
-    if how == "Ctrl-C":
-        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: to the sweep and its run
-    else:
-        proc.terminate()  # `kill <sweep>`: the sweep alone, which must pass it on to its run
-    _, err = proc.communicate(timeout=180)
-    code = 130 if how == "Ctrl-C" else 143
-    assert proc.returncode == code and "stopping 1 run, each at a checkpoint" in err, err
+    try:
+        if how == "Ctrl-C":
+            os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: to the sweep and its run
+        else:
+            proc.terminate()  # `kill <sweep>`: the sweep alone, which must pass it on to its run
+        _, err = proc.communicate(timeout=180)
+    finally:  # nothing left running, even when the sweep died without stopping its run
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == (130 if how == "Ctrl-C" else 143), err
+    if how == "SIGTERM":  # the run heard of it from the sweep alone (a terminal's Ctrl-C reaches it directly)
+        assert "stopping 1 run, each at a checkpoint" in err
     assert f"sweep stopped by {how}; run the same command again" in err
     stopped = run.read_state()["agent_steps"]
     assert run.status() == "running" and 0 < stopped < 10000
@@ -218,6 +225,39 @@ def test_a_stopped_sweep_stops_its_runs_at_a_checkpoint_each_and_the_same_comman
     assert sweep.main([*args, "--log-dir", str(tmp_path)]) == 0
     assert run.status() == "finished"
     assert f"resuming {run.path} at step {stopped:,}" in (run.path / "train.log").read_text()
+
+
+# A run that heeds stop requests as train does, busy in C code (as in a torch update: a signal waits
+# until the call returns) and slow to checkpoint (as Ape-X with its replay).
+_SLOW_TO_STOP = """
+import sys
+from rl_coordconv.runtime import stop_signals
+asked = []
+try:
+    with stop_signals(asked.append):
+        print("ready", flush=True)
+        while not asked:
+            sum(range(10**7))
+        print(f"checkpointing, asked by {asked[0]}", flush=True)
+        while True:
+            sum(range(10**7))
+except KeyboardInterrupt:
+    print("stopped at once", flush=True)
+    sys.exit(130)
+"""
+
+
+def test_a_second_ctrl_c_stops_a_sweeps_runs_at_once(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", _SLOW_TO_STOP], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        cell = grid.Cell(TrainConfig(game="Pong", log_dir=str(tmp_path)), {}, "start", "running", process=child)
+        grid._stop_now([cell])  # SIGTERM and SIGINT sent together would be seen SIGINT first: a first request
+        assert child.stdout.read() == f"checkpointing, asked by {signal.SIGTERM.value}\nstopped at once\n"
+        assert (cell.status, cell.returncode) == ("interrupted", 130)
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_a_run_stopped_by_a_signal_is_interrupted_not_failed():
