@@ -1,6 +1,7 @@
-"""Run a grid of games × arms × seeds: ``python -m rl_coordconv.sweep``.
+"""Run a grid of games × arms (× heads) × seeds: ``python -m rl_coordconv.sweep``.
 
-    python -m rl_coordconv.sweep --algo a2c --games atari9 --arms conv coordconv --seeds 0 1 2 --timesteps 2M
+    python -m rl_coordconv.sweep --algo a2c --games atari9 --arms conv coordconv --seeds 0 1 2 --timesteps 500k
+    python -m rl_coordconv.sweep --algo a2c --games Catch --arms conv coordconv --head flatten pool --seeds 0 1 2
     python -m rl_coordconv.sweep ... --runs-on ray --ray-address auto     # each run a task on a Ray cluster
 
 Every cell is an ordinary ``train`` run in its usual directory. The sweep skips finished runs,

@@ -5,9 +5,9 @@
     python -m rl_coordconv.train --algo a2c --game Pong --coordconv --resume
     python -m rl_coordconv.train --algo apex --game Pong --coordconv --actors 4 [--actors-on ray]
 
-A run writes ``runs/<algo>/<Game>/<conv|coordconv>/seed<N>/`` (see :mod:`rl_coordconv.runs`);
-``tensorboard --logdir runs`` shows it while it trains. This module only reads the command line:
-the run itself is :func:`rl_coordconv.lifecycle.train`.
+A run writes ``<log-dir>/<algo>/<Game>/<arm>/seed<N>/`` (``--log-dir`` defaults to ``runs``; see
+:mod:`rl_coordconv.runs`); ``tensorboard --logdir runs`` shows it while it trains. This module
+only reads the command line: the run itself is :func:`rl_coordconv.lifecycle.train`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ _ALGOS = "a2c, ppo, dqn, qrdqn, apex"  # the registry's names, without importing
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rl_coordconv.train",
-        description="Train an SB3 agent on an Atari game with a Nature CNN, conv or CoordConv.",
+        description="Train an agent (a2c, ppo, dqn, qrdqn, apex) on an Atari game or Catch, conv or CoordConv.",
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--algo", default="a2c", help=f"one of {_ALGOS}")
