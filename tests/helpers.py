@@ -71,14 +71,25 @@ def start_train(args: list[str], log_dir: Path, tool: str = "train") -> subproce
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        preexec_fn=_heed_ctrl_c,
+        preexec_fn=heed_ctrl_c,
     )
 
 
-def _heed_ctrl_c() -> None:
+def heed_ctrl_c() -> None:
     """Ctrl-C as a terminal's foreground job has it, even when pytest runs as a background job (which
     ignores it, and would pass that on)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def heeding_ctrl_c() -> Iterator[None]:
+    """Python's own Ctrl-C handler in this process while inside, even when pytest runs as a
+    background job (which ignores Ctrl-C)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def wait_for(process: subprocess.Popen[str], ready: Callable[[], bool], what: str, timeout: float = 300) -> None:

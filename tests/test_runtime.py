@@ -6,6 +6,7 @@ import os
 import signal
 
 import pytest
+from helpers import heeding_ctrl_c
 
 from rl_coordconv.runtime import connect_ray, stop_signals
 
@@ -49,6 +50,12 @@ def test_an_unreachable_cluster_is_a_one_line_error(monkeypatch):
         connect_ray("10.0.0.1:6379", option="--runs-on ray")
     assert "\n" not in str(info.value)
     assert WAIT not in os.environ
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_heard():  # as in a terminal, also when pytest runs as a background job
+    with heeding_ctrl_c():
+        yield
 
 
 def test_the_first_ctrl_c_or_sigterm_asks_to_stop_a_second_ctrl_c_stops_now_and_later_ones_wait():

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import FakeRay, episode_rows, start_train, wait_for
+from helpers import FakeRay, episode_rows, heed_ctrl_c, start_train, wait_for
 
 from rl_coordconv import grid, sweep
 from rl_coordconv.cli import actor_overrides
@@ -248,7 +248,8 @@ except KeyboardInterrupt:
 
 
 def test_a_second_ctrl_c_stops_a_sweeps_runs_at_once(tmp_path):
-    child = subprocess.Popen([sys.executable, "-c", _SLOW_TO_STOP], stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-c", _SLOW_TO_STOP]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, preexec_fn=heed_ctrl_c)
     try:
         assert child.stdout.readline() == "ready\n"
         cell = grid.Cell(TrainConfig(game="Pong", log_dir=str(tmp_path)), {}, "start", "running", process=child)
