@@ -2,7 +2,8 @@
 
     python -m rl_coordconv.plot runs --out results/atari
 
-Reads every run's ``config.yaml`` and ``episodes.csv`` under a runs directory and writes
+Reads every run's ``config.yaml`` and ``episodes.csv`` under a runs directory (only those of the
+games and seeds given with ``--games`` and ``--seeds``, if given) and writes
 
 - ``curves.png``: per game, raw return vs frames for each arm: the mean over seeds with a 95%
   percentile-bootstrap confidence band over seeds, seed counts in the legend, budget in the title;
@@ -48,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--smooth", type=int, default=1, help="moving average over this many bins (1: none)")
     parser.add_argument("--allow-mixed", action="store_true", help="average runs with different settings anyway")
     parser.add_argument("--export", type=Path, default=None, help="also copy finished runs' small artefacts here")
-    parser.add_argument("--games", nargs="+", default=None, help="the planned games (or atari9): list missing runs")
-    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="the planned seeds: list missing runs")
+    parser.add_argument(
+        "--games", nargs="+", default=None, help="report only these games (or atari9); list their missing runs"
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="report only these seeds; list missing runs")
     return parser
 
 

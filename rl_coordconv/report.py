@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,10 @@ def _grid(
         all_runs = [r for r in all_runs if r.algo == algo]
         if not all_runs:
             raise RunStateError(f"no {algo} runs under {root}")
+    if expect_games is not None or expect_seeds is not None:  # the planned grid only: other runs may differ
+        all_runs = [r for r in all_runs if _planned(r.game, expect_games) and _planned(r.seed, expect_seeds)]
+        if not all_runs:
+            raise RunStateError(f"no runs of the planned games and seeds under {root}")
     algos = sorted({r.algo for r in all_runs})
     if len(algos) > 1:
         raise ValueError(f"runs of several algorithms under {root} ({', '.join(algos)}); pick one with --algo")
@@ -79,6 +84,11 @@ def _grid(
     present = {(r.game, r.arm, r.seed) for r in all_runs}
     missing = [(g, a, s) for g in games for a in arms for s in seeds if (g, a, s) not in present]
     return _Grid(runs, unfinished, games, arms, seeds, missing)
+
+
+def _planned(value: object, planned: Collection[object] | None) -> bool:
+    """Whether a run's game or seed is in the plan (no plan: every one is)."""
+    return planned is None or value in planned
 
 
 def _make_writable(out: Path) -> None:
@@ -258,9 +268,9 @@ def make_report(
     :param allow_mixed: average runs with different settings anyway
     :param algo: only this algorithm's runs (required when ``root`` holds several)
     :param command: the command line the report says it was made by
-    :param expect_games: the planned games, so that runs not (yet) made are listed as missing;
-        by default the games found
-    :param expect_seeds: the planned seeds; by default the seeds found
+    :param expect_games: the planned games: only their runs are reported, and runs not (yet) made
+        are listed as missing; by default every game found
+    :param expect_seeds: the planned seeds, likewise; by default every seed found
     :return: the path of ``report.md``
     :raises RunStateError: when there are no (finished) runs to report on
     :raises ValueError: on a non-positive count, runs that may not be averaged, or an unwritable ``out``

@@ -53,6 +53,25 @@ def test_the_planned_grid_lists_runs_not_yet_made(tmp_path, capsys):
     assert "Pnog" in err and "\n" not in err
 
 
+def test_games_and_seeds_keep_only_those_runs_so_other_budgets_in_the_directory_do_not_mix(tmp_path, capsys):
+    make_grid(tmp_path / "runs", seeds=range(3))  # Pong and Breakout, 1,000 steps
+    for arm in ("conv", "coordconv"):
+        write_run(tmp_path / "runs", "Catch", arm, 0, timesteps=3000, mean=0.5)  # another budget
+    root, out = str(tmp_path / "runs"), tmp_path / "out"
+    assert plot.main([root, "--out", str(out)]) == 2
+    assert "runs differ in timesteps" in capsys.readouterr().err
+    assert plot.main([root, "--out", str(out), "--games", "Pong", "--seeds", "0", "2"]) == 0
+    report = (out / "report.md").read_text()
+    assert "| Pong |" in report and "Catch" not in report and "Breakout" not in report
+    assert "0: " in report and "2: " in report and "1: " not in report and "missing" not in report
+    assert plot.main([root, "--out", str(out), "--games", "Catch"]) == 0
+    report = (out / "report.md").read_text()
+    assert report.startswith("# A2C on Catch") and "| Catch |" in report and "Pong" not in report
+    assert plot.main([root, "--out", str(out), "--games", "Pong", "--seeds", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "no runs of the planned games and seeds" in err and err.count("\n") == 1
+
+
 @pytest.mark.parametrize(
     "setup,args,message",
     [
