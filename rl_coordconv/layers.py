@@ -220,6 +220,8 @@ class CoordConv2d(nn.Conv2d):
     def from_conv(cls, conv: nn.Conv2d, with_r: bool = False) -> CoordConv2d:
         """Wrap a (trained) convolution with zero coordinate weights: same outputs, ready to fine-tune.
 
+        The outputs agree to float rounding: the bias is added after the convolution, not inside it.
+
         :param conv: a plain :class:`torch.nn.Conv2d` with ``groups=1`` and zero padding
         :param with_r: add the radius channel too
         :return: a :class:`CoordConv2d` whose image weights and bias are copies of ``conv``'s
