@@ -48,7 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bins", type=int, default=50, help="frame bins of the learning curves")
     parser.add_argument("--smooth", type=int, default=1, help="moving average over this many bins (1: none)")
     parser.add_argument("--allow-mixed", action="store_true", help="average runs with different settings anyway")
-    parser.add_argument("--export", type=Path, default=None, help="also copy finished runs' small artefacts here")
+    parser.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        help="also copy the finished runs' small artefacts here (only those --algo, --games and --seeds select)",
+    )
     parser.add_argument(
         "--games", nargs="+", default=None, help="report only these games (or atari9); list their missing runs"
     )
@@ -79,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             expect_seeds=args.seeds,
         )
         if args.export is not None:
-            print(f"copied {export_runs(args.runs_dir, args.export)} finished runs' small artefacts to {args.export}")
+            copied = export_runs(args.runs_dir, args.export, args.algo, expect_games, args.seeds)
+            print(f"copied {copied} finished runs' small artefacts to {args.export}")
     except (ValueError, RunStateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,13 @@ def _compressed(path: Path) -> Path:
     return path.with_name(path.name + ".gz")
 
 
-def export_runs(root: Path, destination: Path) -> int:
+def export_runs(
+    root: Path,
+    destination: Path,
+    algo: str | None = None,
+    games: Collection[str] | None = None,
+    seeds: Collection[int] | None = None,
+) -> int:
     """Copy every *finished* run's small artefacts (config, episodes, state, scalars) to ``destination``.
 
     Keeps the ``<algo>/<Game>/<arm>/seed<N>`` layout and leaves out checkpoints, models and
@@ -145,11 +152,19 @@ def export_runs(root: Path, destination: Path) -> int:
     (losses, entropy, …) go in as ``scalars.csv``, and an ``episodes.csv`` over 256 kB as
     ``episodes.csv.gz`` (the same bytes, gzipped reproducibly).
 
+    :param algo: only this algorithm's runs (default: every one)
+    :param games: only these games' runs (default: every one)
+    :param seeds: only these seeds' runs (default: every one)
     :return: the number of runs copied
     """
     copied = 0
     for run in load_runs(root):
-        if run.finished:
+        selected = (
+            (algo is None or run.algo == algo)
+            and (games is None or run.game in games)
+            and (seeds is None or run.seed in seeds)
+        )
+        if run.finished and selected:
             export_run(run.path, destination / run.path.relative_to(root))
             copied += 1
     return copied

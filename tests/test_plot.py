@@ -72,6 +72,19 @@ def test_games_and_seeds_keep_only_those_runs_so_other_budgets_in_the_directory_
     assert "no runs of the planned games and seeds" in err and err.count("\n") == 1
 
 
+def test_export_copies_only_the_runs_games_and_seeds_select(tmp_path):
+    make_grid(tmp_path / "runs", seeds=range(3))  # Pong and Breakout × conv, coordconv
+    root, copy = str(tmp_path / "runs"), tmp_path / "copy"
+    assert (
+        plot.main([root, "--out", str(tmp_path / "out"), "--games", "Pong", "--seeds", "0", "2", "--export", str(copy)])
+        == 0
+    )
+    exported = sorted(str(p.parent.relative_to(copy)) for p in copy.rglob("config.yaml"))
+    assert exported == [f"a2c/Pong/{arm}/seed{seed}" for arm in ("conv", "coordconv") for seed in (0, 2)]
+    assert plot.main([root, "--out", str(tmp_path / "out"), "--export", str(tmp_path / "all")]) == 0
+    assert len(list((tmp_path / "all").rglob("config.yaml"))) == 12  # no selection: every finished run
+
+
 @pytest.mark.parametrize(
     "setup,args,message",
     [
