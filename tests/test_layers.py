@@ -154,7 +154,7 @@ def test_weight_has_the_paper_parameterisation():
 
 
 @pytest.mark.parametrize("stride,padding,dilation", [(1, 0, 1), (2, 1, 1), (4, 3, 2)])
-def test_from_conv_gives_identical_outputs(stride, padding, dilation):
+def test_from_conv_gives_the_same_outputs(stride, padding, dilation):
     torch.manual_seed(1)
     conv = nn.Conv2d(3, 8, 5, stride=stride, padding=padding, dilation=dilation)
     wrapped = CoordConv2d.from_conv(conv)
