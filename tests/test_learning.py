@@ -4,8 +4,9 @@ Each trains through the command line on ``--game Catch`` (random play scores −
 paddle +1), then plays 100 games greedily with the saved model through ``enjoy`` and asks for a
 mean score of at least 0.5. Budgets and settings are the smallest found to learn in every seed
 tried, with room to spare, so that the whole README test command stays within the README's
-16–26 minutes on 2 cores; each is under 70 s here. Breaking an algorithm on purpose (learning rate 0, a frozen
-target network, the advantage's sign flipped, the replay's actions shuffled) makes its test fail.
+16–26 minutes on 2 cores; each is under 70 s here. Breaking an algorithm on purpose (learning rate
+0, a frozen target network, the advantage's sign flipped, the replay's actions shuffled) makes its
+test fail.
 
 ``pytest -m "not slow"`` leaves them out for a quick loop.
 """
